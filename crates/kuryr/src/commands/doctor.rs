@@ -1,0 +1,252 @@
+//! `kuryr doctor`: one line per check, `PASS`, `WARN`, `FAIL` or `SKIP`, each failure with
+//! what to fix; exits non-zero when anything failed.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use kuryr::config::{Config, LoadOptions};
+use kuryr::openstack::neutron_client;
+use kuryr_openstack::error::chain;
+use kuryr_openstack::neutron::Extension;
+use kuryr_openstack::AuthMethod;
+
+/// Extensions kuryr cannot work without, with what each is for.
+const REQUIRED: &[(&str, &str)] = &[("subnet_allocation", "subnetpools back Docker's IPAM pools")];
+
+/// Extensions that enable features, with what each enables.
+const OPTIONAL: &[(&str, &str)] = &[
+    ("trunk", "nested containers on VLAN subports"),
+    (
+        "floating-ip-port-forwarding",
+        "published ports through floating IPs",
+    ),
+    (
+        "tag-creation",
+        "tags set in the same request that creates a resource",
+    ),
+    ("revision-if-match", "conflict-free updates of shared ports"),
+    ("binding", "host binding of container ports"),
+    ("allowed-address-pairs", "nested containers with macvlan"),
+    ("port-security", "ports without security groups"),
+    ("network-ip-availability", "address usage reports"),
+];
+
+#[derive(Default)]
+struct Report {
+    failed: usize,
+}
+
+impl Report {
+    fn line(&mut self, status: &str, check: &str, detail: impl AsRef<str>) {
+        println!("{status:<4} {check}: {}", detail.as_ref());
+    }
+
+    fn pass(&mut self, check: &str, detail: impl AsRef<str>) {
+        self.line("PASS", check, detail);
+    }
+
+    fn warn(&mut self, check: &str, detail: impl AsRef<str>) {
+        self.line("WARN", check, detail);
+    }
+
+    fn info(&mut self, check: &str, detail: impl AsRef<str>) {
+        self.line("INFO", check, detail);
+    }
+
+    fn fail(&mut self, check: &str, detail: impl AsRef<str>, fix: impl AsRef<str>) {
+        self.failed += 1;
+        self.line("FAIL", check, detail);
+        println!("     fix: {}", fix.as_ref());
+    }
+
+    fn skip(&mut self, check: &str, because: &str) {
+        self.line("SKIP", check, format!("not checked: {because}"));
+    }
+
+    fn finish(self) -> ExitCode {
+        if self.failed == 0 {
+            println!("kuryr doctor: all checks passed");
+            ExitCode::SUCCESS
+        } else {
+            println!("kuryr doctor: {} check(s) failed", self.failed);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(load: &LoadOptions) -> ExitCode {
+    let mut report = Report::default();
+
+    let config = match Config::load(load) {
+        Ok(config) => config,
+        Err(e) => {
+            report.fail(
+                "configuration",
+                chain(&e),
+                "correct the value or file named above (see the README's Configuration section)",
+            );
+            return report.finish();
+        }
+    };
+    let files: Vec<String> = config
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let mut sources = if files.is_empty() {
+        "no kuryr.conf (defaults and environment only)".to_string()
+    } else {
+        format!("read {}", files.join(", "))
+    };
+    if let Some((path, cloud)) = &config.cloud {
+        sources.push_str(&format!("; cloud {cloud} from {}", path.display()));
+    }
+    report.pass("configuration", sources);
+    for warning in &config.warnings {
+        report.warn("configuration", warning);
+    }
+    report.pass("credentials", &config.openstack.summary);
+    if !config.openstack.origins.is_empty() {
+        println!("     from: {}", config.openstack.origins.join(", "));
+    }
+
+    let neutron = match neutron_client(&config.openstack) {
+        Ok(n) => n,
+        Err(e) => {
+            report.fail("client", chain(&e), e.hint());
+            return report.finish();
+        }
+    };
+    let session = neutron.session().clone();
+
+    let keystone_ok = match session.auth() {
+        AuthMethod::NoAuth { .. } => {
+            report.info("Keystone auth", "not used (auth_type = none)");
+            true
+        }
+        AuthMethod::Keystone(_) => {
+            let started = Instant::now();
+            match session.token().await {
+                Ok(token) => {
+                    let left = (token.expires_at - chrono::Utc::now()).num_seconds();
+                    let project = token
+                        .project
+                        .as_ref()
+                        .map(|p| format!(" in project {}", p.name))
+                        .unwrap_or_default();
+                    report.pass(
+                        "Keystone auth",
+                        format!(
+                            "token for {}{project}, valid {left} s more ({} ms)",
+                            token.user.name,
+                            started.elapsed().as_millis()
+                        ),
+                    );
+                    if token.project.is_none() {
+                        report.fail(
+                            "Keystone scope",
+                            "the token is not scoped to a project, so it has no network endpoint to use",
+                            "set [neutron] project_name (with project_domain_name) or project_id",
+                        );
+                    } else if !token.roles.iter().any(|r| r == "admin") {
+                        report.warn(
+                            "Keystone roles",
+                            format!(
+                                "roles {:?} do not include admin; Neutron's default policy lets only \
+                                 admins set binding:host_id on ports",
+                                token.roles
+                            ),
+                        );
+                    }
+                    token.project.is_some()
+                }
+                Err(e) => {
+                    report.fail("Keystone auth", chain(&e), e.hint());
+                    false
+                }
+            }
+        }
+    };
+    if !keystone_ok {
+        report.skip("Neutron endpoint", "needs a Keystone token");
+        report.skip("Neutron API", "needs a Keystone token");
+        return report.finish();
+    }
+
+    let filter = neutron.endpoint_filter().clone();
+    match session.endpoint(&filter).await {
+        Ok(url) => report.pass(
+            "Neutron endpoint",
+            format!(
+                "{url} ({} interface{})",
+                filter.interface,
+                filter
+                    .region
+                    .as_deref()
+                    .map(|r| format!(", region {r}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Err(e) => {
+            report.fail("Neutron endpoint", chain(&e), e.hint());
+            report.skip("Neutron API", "needs an endpoint");
+            return report.finish();
+        }
+    }
+
+    let started = Instant::now();
+    let extensions = match neutron.extensions().await {
+        Ok(ext) => {
+            report.pass(
+                "Neutron API",
+                format!(
+                    "answered with {} extensions in {} ms",
+                    ext.len(),
+                    started.elapsed().as_millis()
+                ),
+            );
+            ext
+        }
+        Err(e) => {
+            report.fail("Neutron API", chain(&e), e.hint());
+            return report.finish();
+        }
+    };
+    check_extensions(&mut report, &extensions);
+    report.finish()
+}
+
+fn check_extensions(report: &mut Report, extensions: &[Extension]) {
+    let has = |alias: &str| extensions.iter().any(|e| e.alias == alias);
+    for (alias, why) in REQUIRED {
+        if has(alias) {
+            report.pass(&format!("extension {alias}"), format!("present ({why})"));
+        } else {
+            report.fail(
+                &format!("extension {alias}"),
+                format!("missing: kuryr needs it ({why})"),
+                "enable it in Neutron (it comes with the ML2 plugin)",
+            );
+        }
+    }
+    // Tags: standard-attr-tag covers every resource; old Neutrons split it into tag + tag-ext.
+    if has("standard-attr-tag") || (has("tag") && has("tag-ext")) {
+        report.pass(
+            "extension standard-attr-tag",
+            "present (the Docker-to-Neutron mapping lives in tags)",
+        );
+    } else {
+        report.fail(
+            "extension standard-attr-tag",
+            "missing: kuryr keeps its mapping in Neutron tags",
+            "use a Neutron with the standard-attr-tag extension (every release since Pike has it)",
+        );
+    }
+    for (alias, what) in OPTIONAL {
+        if has(alias) {
+            report.info(&format!("extension {alias}"), format!("present ({what})"));
+        } else {
+            report.warn(&format!("extension {alias}"), format!("absent: no {what}"));
+        }
+    }
+}

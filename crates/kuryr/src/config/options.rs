@@ -1,0 +1,545 @@
+//! The options of `kuryr.conf`: the same sections, names and defaults as upstream
+//! kuryr-libnetwork and kuryr-lib, read from the merged sources with validation.
+//!
+//! An unknown option is a warning (a typo must not stop a host); a known option with an
+//! invalid value is fatal, with the option's name and where the value came from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::sources::{RawConfig, RawValue};
+use super::ConfigError;
+
+/// `capability_scope`: whether Docker sees networks as host-local or cluster-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapabilityScope {
+    Local,
+    Global,
+}
+
+impl CapabilityScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapabilityScope::Local => "local",
+            CapabilityScope::Global => "global",
+        }
+    }
+}
+
+/// `[DEFAULT]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultOptions {
+    pub kuryr_uri: String,
+    pub capability_scope: CapabilityScope,
+    pub local_default_address_space: String,
+    pub global_default_address_space: String,
+    pub default_port_driver: String,
+    pub enabled_port_drivers: Vec<String>,
+    pub process_external_connectivity: bool,
+    pub enable_ssl: bool,
+    pub ssl_cert_file: PathBuf,
+    pub ssl_key_file: PathBuf,
+    pub bindir: PathBuf,
+    pub subnetpool_name_prefix: String,
+    pub debug: bool,
+    pub log_file: Option<PathBuf>,
+    pub log_dir: Option<PathBuf>,
+}
+
+/// `[neutron]`: kuryr's own options; the keystoneauth ones are read by [`super::openstack`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeutronOptions {
+    pub enable_dhcp: bool,
+    pub default_subnetpool_v4: String,
+    pub default_subnetpool_v6: String,
+    pub vif_plugging_is_fatal: bool,
+    /// Zero means wait forever (when fatal).
+    pub vif_plugging_timeout: Duration,
+}
+
+/// `[binding]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingOptions {
+    pub veth_dst_prefix: String,
+    pub default_driver: String,
+    pub enabled_drivers: Vec<String>,
+    pub link_iface: String,
+}
+
+/// Options of `[DEFAULT]` that kuryr reads.
+const DEFAULT_KNOWN: &[&str] = &[
+    "kuryr_uri",
+    "capability_scope",
+    "local_default_address_space",
+    "global_default_address_space",
+    "default_port_driver",
+    "enabled_port_drivers",
+    "process_external_connectivity",
+    "enable_ssl",
+    "ssl_cert_file",
+    "ssl_key_file",
+    "bindir",
+    "subnetpool_name_prefix",
+    "debug",
+    "log_file",
+    "log_dir",
+];
+
+/// Upstream and oslo.log options that are accepted and have no effect here.
+const DEFAULT_ACCEPTED: &[&str] = &[
+    "pybasedir",
+    "deployment_type",
+    "port_driver",
+    "verbose",
+    "use_syslog",
+    "use_stderr",
+    "use_journal",
+    "use_json",
+    "syslog_log_facility",
+    "log_config_append",
+    "log_date_format",
+    "log_rotation_type",
+    "max_logfile_count",
+    "max_logfile_size_mb",
+    "logging_context_format_string",
+    "logging_default_format_string",
+    "logging_debug_format_suffix",
+    "logging_exception_prefix",
+    "logging_user_identity_format",
+    "default_log_levels",
+    "publish_errors",
+    "instance_format",
+    "instance_uuid_format",
+    "rate_limit_interval",
+    "rate_limit_burst",
+    "rate_limit_except_level",
+    "fatal_deprecations",
+    "watch_log_file",
+    "config_file",
+    "config_dir",
+];
+
+/// `[neutron]` options: kuryr's and keystoneauth's.
+pub const NEUTRON_KNOWN: &[&str] = &[
+    "enable_dhcp",
+    "default_subnetpool_v4",
+    "default_subnetpool_v6",
+    "vif_plugging_is_fatal",
+    "vif_plugging_timeout",
+    "region_name",
+    "endpoint_type",
+    "interface",
+    "valid_interfaces",
+    "endpoint_override",
+    "cafile",
+    "certfile",
+    "keyfile",
+    "insecure",
+    "timeout",
+    "connect_timeout",
+    "connect_retries",
+    "connect_retry_delay",
+    "status_code_retries",
+    "status_code_retry_delay",
+    "auth_type",
+    "auth_section",
+    "auth_url",
+    "username",
+    "user_id",
+    "password",
+    "user_domain_name",
+    "user_domain_id",
+    "project_name",
+    "project_id",
+    "tenant_name",
+    "tenant_id",
+    "project_domain_name",
+    "project_domain_id",
+    "domain_name",
+    "domain_id",
+    "default_domain_name",
+    "default_domain_id",
+    "system_scope",
+    "token",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
+];
+
+const NEUTRON_ACCEPTED: &[&str] = &[
+    "collect_timing",
+    "split_loggers",
+    "www_authenticate_uri",
+    "auth_uri",
+    "service_type",
+    "service_name",
+    "version",
+    "min_version",
+    "max_version",
+    "trust_id",
+];
+
+const BINDING_KNOWN: &[&str] = &[
+    "veth_dst_prefix",
+    "default_driver",
+    "driver",
+    "enabled_drivers",
+    "link_iface",
+];
+
+/// Sections kuryr itself reads; other sections are either `auth_section` targets or unknown.
+const SECTIONS: &[(&str, &[&str], &[&str])] = &[
+    ("DEFAULT", DEFAULT_KNOWN, DEFAULT_ACCEPTED),
+    ("neutron", NEUTRON_KNOWN, NEUTRON_ACCEPTED),
+    ("binding", BINDING_KNOWN, &[]),
+];
+
+/// Reads typed values from one section of the merged config.
+pub struct SectionReader<'a> {
+    section: &'a str,
+    values: Option<&'a BTreeMap<String, RawValue>>,
+}
+
+impl<'a> SectionReader<'a> {
+    pub fn new(raw: &'a RawConfig, section: &'a str) -> Self {
+        SectionReader {
+            section,
+            values: raw.sections.get(section),
+        }
+    }
+
+    pub fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.values?.get(key)
+    }
+
+    fn invalid(&self, key: &str, v: &RawValue, expected: &str) -> ConfigError {
+        ConfigError::Invalid {
+            option: format!("[{}] {key}", self.section),
+            value: v.value.clone(),
+            origin: v.origin.to_string(),
+            expected: expected.to_owned(),
+        }
+    }
+
+    /// A string; empty counts as unset for options without a default.
+    pub fn opt_string(&self, key: &str) -> Option<String> {
+        self.raw(key)
+            .map(|v| v.value.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn string(&self, key: &str, default: &str) -> String {
+        self.opt_string(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// oslo.config booleans: true/false, yes/no, on/off, 1/0, any case.
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => match v.value.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(true),
+                "false" | "no" | "off" | "0" => Ok(false),
+                "" => Ok(default),
+                _ => Err(self.invalid(key, v, "true or false")),
+            },
+        }
+    }
+
+    /// Seconds, possibly fractional (`timeout = 2.5`).
+    pub fn opt_seconds(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(v) if v.value.trim().is_empty() => Ok(None),
+            Some(v) => v
+                .value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+                .map(|s| Some(Duration::from_secs_f64(s)))
+                .ok_or_else(|| self.invalid(key, v, "a number of seconds, 0 or more")),
+        }
+    }
+
+    pub fn u32(&self, key: &str, default: u32) -> Result<u32, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) if v.value.trim().is_empty() => Ok(default),
+            Some(v) => v
+                .value
+                .trim()
+                .parse()
+                .map_err(|_| self.invalid(key, v, "a whole number, 0 or more")),
+        }
+    }
+
+    /// oslo ListOpt: comma-separated, items trimmed, empty items dropped.
+    pub fn list(&self, key: &str, default: &[&str]) -> Vec<String> {
+        match self.raw(key) {
+            None => default.iter().map(|s| (*s).to_owned()).collect(),
+            Some(v) => v
+                .value
+                .split([',', '\n'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    pub fn choice(
+        &self,
+        key: &str,
+        default: &str,
+        choices: &[&str],
+    ) -> Result<String, ConfigError> {
+        let Some(v) = self.raw(key).filter(|v| !v.value.trim().is_empty()) else {
+            return Ok(default.to_owned());
+        };
+        let value = v.value.trim();
+        if choices.contains(&value) {
+            Ok(value.to_owned())
+        } else {
+            Err(self.invalid(key, v, &format!("one of {}", choices.join(", "))))
+        }
+    }
+}
+
+impl DefaultOptions {
+    pub fn read(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let s = SectionReader::new(raw, "DEFAULT");
+        let scope = match s
+            .choice("capability_scope", "local", &["local", "global"])?
+            .as_str()
+        {
+            "global" => CapabilityScope::Global,
+            _ => CapabilityScope::Local,
+        };
+        Ok(DefaultOptions {
+            kuryr_uri: s.string("kuryr_uri", "http://127.0.0.1:23750"),
+            capability_scope: scope,
+            local_default_address_space: s
+                .string("local_default_address_space", "no_address_space"),
+            global_default_address_space: s
+                .string("global_default_address_space", "no_address_space"),
+            default_port_driver: short_driver_name(&s.string(
+                "default_port_driver",
+                "kuryr_libnetwork.port_driver.drivers.veth",
+            )),
+            enabled_port_drivers: s
+                .list(
+                    "enabled_port_drivers",
+                    &["kuryr_libnetwork.port_driver.drivers.veth"],
+                )
+                .iter()
+                .map(|d| short_driver_name(d))
+                .collect(),
+            process_external_connectivity: s.bool("process_external_connectivity", true)?,
+            enable_ssl: s.bool("enable_ssl", false)?,
+            ssl_cert_file: s
+                .string("ssl_cert_file", "/var/lib/kuryr/certs/cert.pem")
+                .into(),
+            ssl_key_file: s
+                .string("ssl_key_file", "/var/lib/kuryr/certs/key.pem")
+                .into(),
+            bindir: s.string("bindir", "/usr/libexec/kuryr").into(),
+            subnetpool_name_prefix: s.string("subnetpool_name_prefix", "kuryrPool"),
+            debug: s.bool("debug", false)?,
+            log_file: s.opt_string("log_file").map(PathBuf::from),
+            log_dir: s.opt_string("log_dir").map(PathBuf::from),
+        })
+    }
+}
+
+impl NeutronOptions {
+    pub fn read(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let s = SectionReader::new(raw, "neutron");
+        Ok(NeutronOptions {
+            enable_dhcp: s.bool("enable_dhcp", true)?,
+            default_subnetpool_v4: s.string("default_subnetpool_v4", "kuryr"),
+            default_subnetpool_v6: s.string("default_subnetpool_v6", "kuryr6"),
+            vif_plugging_is_fatal: s.bool("vif_plugging_is_fatal", false)?,
+            vif_plugging_timeout: s.opt_seconds("vif_plugging_timeout")?.unwrap_or_default(),
+        })
+    }
+}
+
+impl BindingOptions {
+    pub fn read(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let s = SectionReader::new(raw, "binding");
+        // `driver` is the deprecated name of `default_driver`.
+        let default_driver = s
+            .opt_string("default_driver")
+            .or_else(|| s.opt_string("driver"))
+            .unwrap_or_else(|| "kuryr.lib.binding.drivers.veth".into());
+        Ok(BindingOptions {
+            veth_dst_prefix: s.string("veth_dst_prefix", "eth"),
+            default_driver: short_driver_name(&default_driver),
+            enabled_drivers: s
+                .list("enabled_drivers", &["kuryr.lib.binding.drivers.veth"])
+                .iter()
+                .map(|d| short_driver_name(d))
+                .collect(),
+            link_iface: s.string("link_iface", ""),
+        })
+    }
+}
+
+/// `kuryr_libnetwork.port_driver.drivers.veth` and `veth` both name the `veth` driver.
+pub fn short_driver_name(name: &str) -> String {
+    name.rsplit('.').next().unwrap_or(name).to_owned()
+}
+
+/// Warnings for options and sections kuryr does not know (typos, or newer options).
+pub fn unknown_option_warnings(raw: &RawConfig) -> Vec<String> {
+    let auth_section = raw.get("neutron", "auth_section").map(|v| v.value.clone());
+    let mut warnings = Vec::new();
+    for (section, options) in &raw.sections {
+        let known: Option<(BTreeSet<&str>, BTreeSet<&str>)> = SECTIONS
+            .iter()
+            .find(|(name, _, _)| name == section)
+            .map(|(_, known, accepted)| {
+                (
+                    known.iter().copied().collect(),
+                    accepted.iter().copied().collect(),
+                )
+            })
+            .or_else(|| {
+                // An auth_section holds keystoneauth options.
+                (auth_section.as_deref() == Some(section.as_str())).then(|| {
+                    (
+                        NEUTRON_KNOWN.iter().copied().collect(),
+                        NEUTRON_ACCEPTED.iter().copied().collect(),
+                    )
+                })
+            });
+        let Some((known, accepted)) = known else {
+            if !IGNORED_SECTIONS.contains(&section.as_str()) {
+                let origin = options
+                    .values()
+                    .next()
+                    .map(|v| v.origin.to_string())
+                    .unwrap_or_default();
+                warnings.push(format!("unknown section [{section}] ({origin}) is ignored"));
+            }
+            continue;
+        };
+        for (key, value) in options {
+            if !known.contains(key.as_str()) && !accepted.contains(key.as_str()) {
+                warnings.push(format!(
+                    "unknown option [{section}] {key} ({}) is ignored; check its spelling",
+                    value.origin
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// Sections of upstream configuration files that kuryr does not use but that are not errors.
+const IGNORED_SECTIONS: &[&str] = &[
+    "oslo_concurrency",
+    "oslo_messaging_rabbit",
+    "keystone_authtoken",
+    "vif_pool",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::super::sources::Origin;
+    use super::*;
+
+    fn raw(text: &str) -> RawConfig {
+        let mut raw = RawConfig::default();
+        for (section, options) in super::super::ini::parse(text).unwrap() {
+            for (k, v) in options {
+                raw.set(
+                    &section,
+                    &k,
+                    v.value,
+                    Origin::File {
+                        path: "kuryr.conf".into(),
+                        line: v.line,
+                    },
+                );
+            }
+        }
+        raw
+    }
+
+    #[test]
+    fn upstream_defaults_when_empty() {
+        let r = raw("");
+        let d = DefaultOptions::read(&r).unwrap();
+        assert_eq!(d.kuryr_uri, "http://127.0.0.1:23750");
+        assert_eq!(d.capability_scope, CapabilityScope::Local);
+        assert_eq!(d.default_port_driver, "veth");
+        assert!(d.process_external_connectivity);
+        assert_eq!(d.bindir, PathBuf::from("/usr/libexec/kuryr"));
+        assert_eq!(d.subnetpool_name_prefix, "kuryrPool");
+        let n = NeutronOptions::read(&r).unwrap();
+        assert!(n.enable_dhcp);
+        assert_eq!(n.default_subnetpool_v4, "kuryr");
+        assert_eq!(n.default_subnetpool_v6, "kuryr6");
+        assert_eq!(n.vif_plugging_timeout, Duration::ZERO);
+        let b = BindingOptions::read(&r).unwrap();
+        assert_eq!(b.veth_dst_prefix, "eth");
+        assert_eq!(b.default_driver, "veth");
+        assert_eq!(b.enabled_drivers, vec!["veth"]);
+    }
+
+    #[test]
+    fn values_are_read_with_oslo_spellings() {
+        let r = raw(
+            "[DEFAULT]\ncapability_scope = global\nprocess_external_connectivity = False\n\
+             default_port_driver = kuryr_libnetwork.port_driver.drivers.vlan\n\
+             enabled_port_drivers = kuryr_libnetwork.port_driver.drivers.veth, vlan\n\
+             [neutron]\nvif_plugging_is_fatal = yes\nvif_plugging_timeout = 2.5\n\
+             [binding]\ndriver = kuryr.lib.binding.drivers.vlan\nlink_iface = ens3\n",
+        );
+        let d = DefaultOptions::read(&r).unwrap();
+        assert_eq!(d.capability_scope, CapabilityScope::Global);
+        assert!(!d.process_external_connectivity);
+        assert_eq!(d.default_port_driver, "vlan");
+        assert_eq!(d.enabled_port_drivers, vec!["veth", "vlan"]);
+        let n = NeutronOptions::read(&r).unwrap();
+        assert!(n.vif_plugging_is_fatal);
+        assert_eq!(n.vif_plugging_timeout, Duration::from_millis(2500));
+        let b = BindingOptions::read(&r).unwrap();
+        assert_eq!(b.default_driver, "vlan");
+        assert_eq!(b.link_iface, "ens3");
+    }
+
+    #[test]
+    fn invalid_values_name_the_option_and_the_line() {
+        let r = raw("[DEFAULT]\n\ncapability_scope = galactic\n");
+        let err = DefaultOptions::read(&r).unwrap_err().to_string();
+        assert!(err.contains("[DEFAULT] capability_scope"), "{err}");
+        assert!(err.contains("galactic"), "{err}");
+        assert!(err.contains("kuryr.conf:3"), "{err}");
+        assert!(err.contains("one of local, global"), "{err}");
+
+        let r = raw("[neutron]\nvif_plugging_timeout = soon\n");
+        let err = NeutronOptions::read(&r).unwrap_err().to_string();
+        assert!(err.contains("[neutron] vif_plugging_timeout"), "{err}");
+        let r = raw("[neutron]\nenable_dhcp = maybe\n");
+        assert!(NeutronOptions::read(&r).is_err());
+        let r = raw("[neutron]\nvif_plugging_timeout = -1\n");
+        assert!(NeutronOptions::read(&r).is_err());
+    }
+
+    #[test]
+    fn unknown_options_and_sections_are_warnings() {
+        let r = raw(
+            "[DEFAULT]\nbindr = /x\npybasedir = /y\n[neutron]\nauth_section = keystone\nusrname = k\n\
+             [keystone]\nusername = k\nfoo = 1\n[bogus]\na = 1\n[binding]\nlink_iface = x\n",
+        );
+        let w = unknown_option_warnings(&r);
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w.iter().any(|m| m.contains("[DEFAULT] bindr")));
+        assert!(w.iter().any(|m| m.contains("[neutron] usrname")));
+        assert!(w.iter().any(|m| m.contains("[keystone] foo")));
+        assert!(w.iter().any(|m| m.contains("section [bogus]")));
+    }
+}

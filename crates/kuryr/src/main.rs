@@ -1,0 +1,44 @@
+//! The `kuryr` command.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+use kuryr::config::LoadOptions;
+
+fn init_logging(debug: bool) {
+    let default = if debug { "debug" } else { "warn" };
+    let filter = EnvFilter::try_from_env("KURYR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.debug);
+    let load = LoadOptions {
+        config_files: cli.config_files.clone(),
+        os_cloud: cli.os_cloud.clone(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kuryr: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Doctor => runtime.block_on(commands::doctor::run(&load)),
+    }
+}

@@ -1,0 +1,183 @@
+//! HTTP settings shared by Keystone and Neutron calls: TLS, timeouts and retries.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// TLS settings, named after keystoneauth's session options.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// PEM bundle of the CAs to trust *instead of* the system roots (`cafile`).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate, PEM (`certfile`).
+    pub cert_file: Option<PathBuf>,
+    /// Client key, PEM (`keyfile`); may also be inside `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Skip server certificate verification (`insecure`). Off by default.
+    pub insecure: bool,
+}
+
+/// How requests are sent.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole request, and the budget for its retries.
+    pub request_timeout: Duration,
+    /// Extra attempts for idempotent requests on connection errors and 503.
+    pub retries: u32,
+    /// First backoff delay; doubled on each retry.
+    pub retry_delay: Duration,
+    pub tls: TlsOptions,
+    pub user_agent: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            retries: 3,
+            retry_delay: Duration::from_millis(250),
+            tls: TlsOptions::default(),
+            user_agent: concat!("kuryr/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+fn read_tls_file(option: &'static str, path: &PathBuf) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Tls {
+        option,
+        value: path.display().to_string(),
+        source: Box::new(e),
+    })
+}
+
+/// Build the reqwest client for these options.
+pub(crate) fn build_client(opts: &HttpOptions) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(opts.connect_timeout)
+        .timeout(opts.request_timeout)
+        .user_agent(&opts.user_agent)
+        .pool_idle_timeout(Duration::from_secs(50));
+
+    if let Some(ca) = &opts.tls.ca_file {
+        let pem = read_tls_file("cafile", ca)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Tls {
+            option: "cafile",
+            value: ca.display().to_string(),
+            source: Box::new(e),
+        })?;
+        if certs.is_empty() {
+            return Err(Error::Tls {
+                option: "cafile",
+                value: ca.display().to_string(),
+                source: "no PEM certificate in the file".into(),
+            });
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+
+    match (&opts.tls.cert_file, &opts.tls.key_file) {
+        (Some(cert), key) => {
+            let mut pem = read_tls_file("certfile", cert)?;
+            if let Some(key) = key {
+                pem.push(b'\n');
+                pem.extend(read_tls_file("keyfile", key)?);
+            }
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| Error::Tls {
+                option: "certfile",
+                value: cert.display().to_string(),
+                source: Box::new(e),
+            })?;
+            builder = builder.identity(identity);
+        }
+        (None, Some(key)) => {
+            return Err(Error::Tls {
+                option: "keyfile",
+                value: key.display().to_string(),
+                source: "a key file needs a certfile beside it".into(),
+            })
+        }
+        (None, None) => {}
+    }
+
+    if opts.tls.insecure {
+        tracing::warn!("TLS certificate verification is off ([neutron] insecure = true)");
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+
+    builder
+        .build()
+        .map_err(|e| Error::InvalidSettings(format!("cannot build the HTTP client: {e}")))
+}
+
+/// Whether a method may be sent again without changing the outcome.
+pub(crate) fn is_idempotent(method: &reqwest::Method) -> bool {
+    use reqwest::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .contains(method)
+}
+
+/// Delay before retry number `attempt` (0-based): `base * 2^attempt`, capped at 8 s.
+pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1u32 << attempt.min(5))
+        .min(Duration::from_secs(8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let base = Duration::from_millis(250);
+        assert_eq!(backoff(base, 0), Duration::from_millis(250));
+        assert_eq!(backoff(base, 1), Duration::from_millis(500));
+        assert_eq!(backoff(base, 3), Duration::from_secs(2));
+        assert_eq!(backoff(base, 30), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn only_safe_methods_are_retried() {
+        assert!(is_idempotent(&reqwest::Method::GET));
+        assert!(is_idempotent(&reqwest::Method::DELETE));
+        assert!(!is_idempotent(&reqwest::Method::POST));
+    }
+
+    #[test]
+    fn missing_ca_file_names_the_option() {
+        let opts = HttpOptions {
+            tls: TlsOptions {
+                ca_file: Some("/nonexistent/ca.pem".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let err = build_client(&opts).unwrap_err();
+        assert!(
+            err.to_string().contains("cafile = /nonexistent/ca.pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn key_without_cert_is_refused() {
+        let opts = HttpOptions {
+            tls: TlsOptions {
+                key_file: Some("/tmp/key.pem".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let err = build_client(&opts).unwrap_err();
+        assert!(err.to_string().contains("keyfile"), "{err}");
+    }
+}
