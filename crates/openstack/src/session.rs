@@ -195,7 +195,8 @@ impl Session {
         let body = auth.request_body()?;
         let started = Instant::now();
         let resp = self
-            .send_with_retries(Service::Keystone, Method::POST, url.clone(), |b| {
+            // Asking for a token changes nothing in Keystone: safe to retry like a GET.
+            .send_with_retries(Service::Keystone, Method::POST, url.clone(), true, |b| {
                 b.json(&body)
             })
             .await?;
@@ -293,25 +294,32 @@ impl Session {
                 AuthMethod::NoAuth { project_id, .. } => project_id.clone(),
                 AuthMethod::Keystone(_) => None,
             };
+            let retryable = is_idempotent(&req.method);
             let resp = self
-                .send_with_retries(service, req.method.clone(), url.clone(), |mut b| {
-                    if !req.query.is_empty() {
-                        b = b.query(&req.query);
-                    }
-                    if let Some(token) = &token {
-                        b = b.header("X-Auth-Token", token.secret());
-                    }
-                    if let Some(project) = &no_auth_project {
-                        b = b.header("X-Project-Id", project.as_str());
-                    }
-                    for (name, value) in &req.headers {
-                        b = b.header(name, value);
-                    }
-                    if let Some(body) = &req.body {
-                        b = b.json(body);
-                    }
-                    b
-                })
+                .send_with_retries(
+                    service,
+                    req.method.clone(),
+                    url.clone(),
+                    retryable,
+                    |mut b| {
+                        if !req.query.is_empty() {
+                            b = b.query(&req.query);
+                        }
+                        if let Some(token) = &token {
+                            b = b.header("X-Auth-Token", token.secret());
+                        }
+                        if let Some(project) = &no_auth_project {
+                            b = b.header("X-Project-Id", project.as_str());
+                        }
+                        for (name, value) in &req.headers {
+                            b = b.header(name, value);
+                        }
+                        if let Some(body) = &req.body {
+                            b = b.json(body);
+                        }
+                        b
+                    },
+                )
                 .await?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !reauthenticated {
@@ -344,17 +352,17 @@ impl Session {
         }
     }
 
-    /// Send one request, retrying idempotent ones on connection errors and 503 with
+    /// Send one request; a `retryable` one is sent again on connection errors and 503, with
     /// exponential backoff, within the request timeout.
     async fn send_with_retries(
         &self,
         service: Service,
         method: Method,
         url: Url,
+        retryable: bool,
         build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
         let opts = &self.inner.options;
-        let retryable = is_idempotent(&method);
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {

@@ -1,0 +1,273 @@
+//! Transport failures: a Neutron that is not listening, one that never answers, a Keystone
+//! that is down, and TLS verification (on by default) against a real TLS server.
+
+// Tests fail by panicking, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{endpoint, env, http, password_auth};
+use kuryr_openstack::auth::EndpointFilter;
+use kuryr_openstack::neutron::{Filters, Neutron};
+use kuryr_openstack::session::Request;
+use kuryr_openstack::{AuthMethod, Error, HttpOptions, Service, Session, TlsOptions};
+use reqwest::Method;
+use url::Url;
+
+/// A loopback port with nothing listening on it.
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn overridden(url: &str) -> EndpointFilter {
+    let mut f = endpoint();
+    f.endpoint_override = Some(Url::parse(url).unwrap());
+    f
+}
+
+#[tokio::test]
+async fn neutron_not_listening_is_a_typed_connection_error_within_the_timeout() {
+    let port = closed_port();
+    let mut opts = http();
+    opts.request_timeout = Duration::from_secs(3);
+    let s = Session::new(
+        AuthMethod::Keystone(password_auth(&env("OS_PASSWORD"))),
+        opts,
+    )
+    .unwrap();
+    let n = Neutron::new(s, overridden(&format!("http://127.0.0.1:{port}")));
+    let started = Instant::now();
+    let err = n.networks().list(&Filters::new()).await.unwrap_err();
+    let took = started.elapsed();
+    let Error::Connect { service, url, .. } = &err else {
+        panic!("expected a connection error, got {err:?}")
+    };
+    assert_eq!(*service, Service::Neutron);
+    assert!(url.contains(&port.to_string()));
+    assert!(
+        took < Duration::from_secs(3),
+        "gave up after {took:?}, within the 3 s timeout"
+    );
+    assert!(err.is_retryable());
+    assert!(err.hint().contains("running"));
+}
+
+#[tokio::test]
+async fn neutron_that_never_answers_times_out_at_the_configured_timeout() {
+    // Accepts connections (the kernel's backlog) but never reads or answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut opts = http();
+    opts.request_timeout = Duration::from_secs(2);
+    let s = Session::new(
+        AuthMethod::Keystone(password_auth(&env("OS_PASSWORD"))),
+        opts,
+    )
+    .unwrap();
+    let n = Neutron::new(s, overridden(&format!("http://127.0.0.1:{port}")));
+    let started = Instant::now();
+    let err = n.networks().list(&Filters::new()).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                service: Service::Neutron,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "timed out after {took:?}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn keystone_down_names_keystone() {
+    let port = closed_port();
+    let auth = kuryr_openstack::auth::KeystoneAuth::new(
+        &format!("http://127.0.0.1:{port}/v3"),
+        kuryr_openstack::auth::Credentials::Password {
+            user: common::user(),
+            password: "x".to_string().into(),
+        },
+        common::project_scope(),
+    )
+    .unwrap();
+    let mut opts = http();
+    opts.retries = 1;
+    let s = Session::new(AuthMethod::Keystone(auth), opts).unwrap();
+    let err = s.token().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Connect {
+                service: Service::Keystone,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("Keystone"), "{err}");
+}
+
+/// A real TLS server (Python's ssl module) with a self-signed certificate for 127.0.0.1.
+struct TlsServer {
+    child: Child,
+    port: u16,
+    ca: std::path::PathBuf,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child is reaped by `TlsServer`'s Drop, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn tls_server(dir: &Path) -> TlsServer {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is needed for the TLS test (apt-get install openssl)");
+    assert!(
+        status.success(),
+        "openssl could not make a test certificate"
+    );
+    let port = closed_port();
+    let script = format!(
+        "import http.server, ssl\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       body = b'{{\"ok\": true}}'\n\
+         \x20       self.send_response(200); self.send_header('Content-Type', 'application/json')\n\
+         \x20       self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)\n\
+         \x20   def log_message(self, *a): pass\n\
+         s = http.server.HTTPServer(('127.0.0.1', {port}), H)\n\
+         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain('{}', '{}')\n\
+         s.socket = ctx.wrap_socket(s.socket, server_side=True)\n\
+         s.serve_forever()\n",
+        cert.display(),
+        key.display()
+    );
+    let child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .spawn()
+        .expect("python3 is needed for the TLS test");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return TlsServer {
+                child,
+                port,
+                ca: cert,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the test TLS server did not start");
+}
+
+async fn get_over_tls(server: &TlsServer, tls: TlsOptions) -> Result<(), Error> {
+    let s = Session::new(
+        AuthMethod::NoAuth {
+            endpoint: Url::parse(&format!("https://127.0.0.1:{}", server.port)).unwrap(),
+            project_id: None,
+        },
+        HttpOptions {
+            tls,
+            retries: 0,
+            ..HttpOptions::default()
+        },
+    )?;
+    s.send(
+        Service::Neutron,
+        &EndpointFilter::new("network"),
+        Request::new(Method::GET, "v2.0/"),
+    )
+    .await
+    .map(drop)
+}
+
+#[tokio::test]
+async fn tls_is_verified_by_default() {
+    let dir = std::env::temp_dir().join(format!("kuryr-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = tls_server(&dir);
+
+    let err = get_over_tls(&server, TlsOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Connect { .. }),
+        "an unknown CA is refused: {err:?}"
+    );
+
+    get_over_tls(
+        &server,
+        TlsOptions {
+            ca_file: Some(server.ca.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("trusted with cafile");
+
+    get_over_tls(
+        &server,
+        TlsOptions {
+            insecure: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("accepted with insecure");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn noauth_mode_sends_no_token() {
+    // The local Neutron requires Keystone, so a no-auth client must be refused with 401:
+    // proof that it sent no token and that the error is typed.
+    let s = Session::new(
+        AuthMethod::NoAuth {
+            endpoint: Url::parse("http://127.0.0.1:9696").unwrap(),
+            project_id: Some("p1".into()),
+        },
+        http(),
+    )
+    .unwrap();
+    let n = Neutron::new(s, EndpointFilter::new("network"));
+    let err = n.networks().list(&Filters::new()).await.unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err:?}");
+}
