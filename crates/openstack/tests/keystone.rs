@@ -148,21 +148,6 @@ async fn token_auth_project_id_and_domain_scopes() {
     let t3 = domain.token().await.unwrap();
     assert!(t3.project.is_none());
     assert_eq!(t3.domain.as_ref().unwrap().id, "default");
-
-    // Unscoped: no catalog, so no network endpoint.
-    let unscoped = keystone(
-        KeystoneAuth::new(
-            &env("OS_AUTH_URL"),
-            Credentials::Password {
-                user: user(),
-                password: env("OS_PASSWORD").into(),
-            },
-            Scope::Unscoped,
-        )
-        .unwrap(),
-    );
-    let err = unscoped.endpoint(&endpoint()).await.unwrap_err();
-    assert!(matches!(err, Error::EndpointNotFound { .. }), "{err:?}");
 }
 
 /// Create an application credential through Keystone's API (with the test user's token).
