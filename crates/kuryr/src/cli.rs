@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 )]
 pub struct Cli {
     /// kuryr.conf to read (repeatable; later files override earlier ones).
-    /// Default: /etc/kuryr/kuryr.conf if it exists.
+    /// Default: the first of ~/.kuryr/kuryr.conf, ~/kuryr.conf, /etc/kuryr/kuryr.conf,
+    /// /etc/kuryr.conf that exists.
     #[arg(
         long = "config-file",
         value_name = "FILE",
@@ -22,6 +23,10 @@ pub struct Cli {
         env = "KURYR_CONFIG_FILE"
     )]
     pub config_files: Vec<PathBuf>,
+
+    /// Also read every *.conf in this directory, in name order, after the files.
+    #[arg(long = "config-dir", value_name = "DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
 
     /// Take the OpenStack credentials from this clouds.yaml cloud (as OS_CLOUD does).
     #[arg(long = "os-cloud", value_name = "NAME", global = true)]

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     init_logging(cli.debug);
     let load = LoadOptions {
         config_files: cli.config_files.clone(),
+        config_dir: cli.config_dir.clone(),
         os_cloud: cli.os_cloud.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -4,7 +4,12 @@
 //! keeps its cause as `source` (the message does not repeat the cause; print the chain).
 //! [`Error::hint`] says what to do next.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
 /// Result of every client call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -60,7 +65,9 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Cloneable (causes are shared), so that a failure can be handed to every caller that
+/// waited for the same attempt.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// No connection could be made (refused, unreachable, DNS, TLS handshake).
     #[error("cannot connect to {service} at {url}")]
@@ -68,7 +75,7 @@ pub enum Error {
         service: Service,
         url: String,
         #[source]
-        source: reqwest::Error,
+        source: Arc<reqwest::Error>,
     },
 
     /// The service accepted the connection but did not answer in time.
@@ -111,7 +118,7 @@ pub enum Error {
         option: &'static str,
         value: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
 
     /// The answer was not what the API documents.
@@ -120,7 +127,7 @@ pub enum Error {
         service: Service,
         path: String,
         #[source]
-        source: serde_json::Error,
+        source: Arc<serde_json::Error>,
     },
 
     /// The caller asked for something the API cannot express (checked before sending).
@@ -131,13 +138,17 @@ pub enum Error {
     #[error("invalid client settings: {0}")]
     InvalidSettings(String),
 
+    /// The service answered against its own API (e.g. a next link that loops).
+    #[error("{service} broke its API: {message}")]
+    Protocol { service: Service, message: String },
+
     /// Another transport-level failure (e.g. the connection broke mid-answer).
     #[error("request to {service} at {url} failed")]
     Transport {
         service: Service,
         url: String,
         #[source]
-        source: reqwest::Error,
+        source: Arc<reqwest::Error>,
     },
 }
 
@@ -183,6 +194,9 @@ impl Error {
     /// What the operator can do about it.
     pub fn hint(&self) -> String {
         match self {
+            Error::Protocol { service, .. } => format!(
+                "{service} answered against its API; report it with the request id from its log"
+            ),
             Error::Connect { service, .. } => format!(
                 "check that {service} is running and that its URL is right \
                  (Keystone: [neutron] auth_url; Neutron: the catalog's network endpoint or \
@@ -236,6 +250,66 @@ impl Error {
     }
 }
 
+/// Error type and message from a Neutron (`NeutronError`) or Keystone (`error`) error body.
+pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        if let Some(ne) = value.get("NeutronError") {
+            let kind = ne.get("type").and_then(Value::as_str).map(str::to_owned);
+            let mut message = ne
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(detail) = ne.get("detail").and_then(Value::as_str) {
+                if !detail.is_empty() {
+                    message = format!("{message} ({detail})");
+                }
+            }
+            return (kind, message);
+        }
+        if let Some(e) = value.get("error") {
+            let kind = e.get("title").and_then(Value::as_str).map(str::to_owned);
+            let message = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            return (kind, message);
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let mut message: String = text.chars().take(400).collect();
+    if text.chars().count() > 400 {
+        message.push('…');
+    }
+    (None, message)
+}
+
+/// The [`Error::Api`] for an error answer.
+pub(crate) fn api_error(
+    service: Service,
+    method: &Method,
+    url: &url::Url,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Error {
+    let (kind, message) = parse_error_body(body);
+    Error::Api(Box::new(ApiError {
+        service,
+        method: method.to_string(),
+        path: url.path().to_string(),
+        status: status.as_u16(),
+        kind,
+        message,
+        request_id: headers
+            .get("x-openstack-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }))
+}
+
 /// The message of an error and of all its causes, joined with ": ".
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
@@ -249,4 +323,41 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         cur = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neutron_error_body() {
+        let body = br#"{"NeutronError": {"type": "NetworkNotFound", "message": "Network x could not be found.", "detail": ""}}"#;
+        assert_eq!(
+            parse_error_body(body),
+            (
+                Some("NetworkNotFound".into()),
+                "Network x could not be found.".into()
+            )
+        );
+    }
+
+    #[test]
+    fn keystone_error_body() {
+        let body = br#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#;
+        assert_eq!(
+            parse_error_body(body),
+            (
+                Some("Unauthorized".into()),
+                "The request you have made requires authentication.".into()
+            )
+        );
+    }
+
+    #[test]
+    fn plain_text_error_body_is_truncated() {
+        let body = "x".repeat(1000);
+        let (kind, message) = parse_error_body(body.as_bytes());
+        assert_eq!(kind, None);
+        assert_eq!(message.chars().count(), 401);
+    }
 }

@@ -3,10 +3,12 @@
 //!
 //! Request flow ([`Session::send`]):
 //! 1. get the token: the cached one, or a new one when it is about to expire (callers that
-//!    arrive meanwhile wait for that single refresh instead of authenticating each);
+//!    arrive meanwhile wait for that single refresh instead of authenticating each; if the
+//!    refresh fails they all get its error at once, and a token that is still valid keeps
+//!    being used);
 //! 2. resolve the service endpoint from the token's catalog (or the override);
-//! 3. send; an idempotent request is retried with backoff on a connection error or a 503,
-//!    within the request timeout;
+//! 3. send; an idempotent request is sent again with backoff on a connection error or a
+//!    503, as long as the retry starts within the request timeout;
 //! 4. on a 401, drop the token, authenticate once more and resend once;
 //! 5. turn an error status into [`Error::Api`] with the service's error type and message.
 
@@ -21,7 +23,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use crate::auth::{find_endpoint, EndpointFilter, KeystoneAuth, Token};
-use crate::error::{ApiError, Error, Result, Service};
+use crate::error::{api_error, parse_error_body, Error, Result, Service};
 use crate::transport::{backoff, build_client, is_idempotent, HttpOptions};
 
 /// How the session authenticates.
@@ -45,11 +47,15 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     pub body: Option<Value>,
     pub headers: HeaderMap,
+    /// Whether sending it twice has the effect of sending it once (GET, PUT of a value,
+    /// DELETE); action calls such as `add_router_interface` are not, although they are PUTs.
+    pub idempotent: bool,
 }
 
 impl Request {
     pub fn new(method: Method, path: impl Into<String>) -> Self {
         Request {
+            idempotent: is_idempotent(&method),
             method,
             path: path.into(),
             query: Vec::new(),
@@ -72,6 +78,12 @@ impl Request {
         self.headers.insert(name, value);
         self
     }
+
+    /// Mark the request as not safe to send twice, whatever its method.
+    pub fn not_idempotent(mut self) -> Self {
+        self.idempotent = false;
+        self
+    }
 }
 
 /// A successful answer.
@@ -82,11 +94,19 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// The cached token, or the failure of the last attempt to get one.
+#[derive(Default)]
+struct TokenSlot {
+    token: Option<Arc<Token>>,
+    /// When the last refresh failed, and how: callers that were already waiting get this.
+    failure: Option<(Instant, Error)>,
+}
+
 struct Inner {
     http: reqwest::Client,
     auth: AuthMethod,
     options: HttpOptions,
-    token: Mutex<Option<Arc<Token>>>,
+    slot: Mutex<TokenSlot>,
     tokens_issued: AtomicU64,
 }
 
@@ -116,7 +136,7 @@ impl Session {
                 http,
                 auth,
                 options,
-                token: Mutex::new(None),
+                slot: Mutex::new(TokenSlot::default()),
                 tokens_issued: AtomicU64::new(0),
             }),
         })
@@ -151,25 +171,65 @@ impl Session {
     /// [`Error::Unauthorized`] when Keystone refuses the credentials, connection errors when
     /// Keystone cannot be reached, and [`Error::InvalidSettings`] in no-auth mode.
     pub async fn token(&self) -> Result<Arc<Token>> {
-        let mut slot = self.inner.token.lock().await;
-        if let Some(token) = slot.as_ref() {
-            if !token.needs_refresh(chrono::Utc::now()) {
-                return Ok(token.clone());
-            }
-            tracing::debug!(expires_at = %token.expires_at, "renewing the Keystone token before it expires");
-        }
+        let asked = Instant::now();
         // Holding the lock while authenticating makes concurrent callers wait for this one
         // request and then share its token.
-        let token = Arc::new(self.authenticate().await?);
-        *slot = Some(token.clone());
-        Ok(token)
+        let mut slot = self.inner.slot.lock().await;
+        let now = chrono::Utc::now();
+        if let Some(token) = &slot.token {
+            if !token.needs_refresh(now) {
+                return Ok(token.clone());
+            }
+        }
+        if let Some((at, err)) = &slot.failure {
+            if *at >= asked {
+                // Failed while this caller waited: don't make it try again at once.
+                return self.fallback(&slot, now, err.clone());
+            }
+        }
+        match self.authenticate().await {
+            Ok(token) => {
+                let token = Arc::new(token);
+                slot.token = Some(token.clone());
+                slot.failure = None;
+                Ok(token)
+            }
+            Err(err) => {
+                slot.failure = Some((Instant::now(), err.clone()));
+                self.fallback(&slot, now, err)
+            }
+        }
+    }
+
+    /// The cached token if it has not expired yet (renewal failed early), else `err`.
+    fn fallback(
+        &self,
+        slot: &TokenSlot,
+        now: chrono::DateTime<chrono::Utc>,
+        err: Error,
+    ) -> Result<Arc<Token>> {
+        match &slot.token {
+            Some(token) if token.expires_at > now + chrono::Duration::seconds(1) => {
+                tracing::warn!(
+                    expires_at = %token.expires_at,
+                    "cannot renew the Keystone token ({}); using the current one until it expires",
+                    crate::error::chain(&err)
+                );
+                Ok(token.clone())
+            }
+            _ => Err(err),
+        }
     }
 
     /// Forget `stale` (if it is still the cached token) so that the next call authenticates.
     pub async fn invalidate_token(&self, stale: &Token) {
-        let mut slot = self.inner.token.lock().await;
-        if slot.as_ref().is_some_and(|t| t.serial == stale.serial) {
-            *slot = None;
+        let mut slot = self.inner.slot.lock().await;
+        if slot
+            .token
+            .as_ref()
+            .is_some_and(|t| t.serial == stale.serial)
+        {
+            slot.token = None;
         }
     }
 
@@ -177,11 +237,10 @@ impl Session {
     /// services cannot be made to produce on demand, to test the 401 path.
     #[doc(hidden)]
     pub async fn inject_invalid_token_for_tests(&self) {
-        let mut slot = self.inner.token.lock().await;
-        if let Some(current) = slot.as_ref() {
-            *slot = Some(Arc::new(
-                current.with_secret("gAAAAABinvalid-token-injected-by-a-test"),
-            ));
+        let mut slot = self.inner.slot.lock().await;
+        if let Some(current) = &slot.token {
+            let bogus = current.with_secret("gAAAAABinvalid-token-injected-by-a-test");
+            slot.token = Some(Arc::new(bogus));
         }
     }
 
@@ -194,15 +253,15 @@ impl Session {
         let url = auth.tokens_url();
         let body = auth.request_body()?;
         let started = Instant::now();
+        // Asking for a token changes nothing in Keystone: safe to send again like a GET.
         let resp = self
-            // Asking for a token changes nothing in Keystone: safe to retry like a GET.
             .send_with_retries(Service::Keystone, Method::POST, url.clone(), true, |b| {
                 b.json(&body)
             })
             .await?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = read_body(Service::Keystone, &url, resp).await?;
+        let bytes = self.read_body(Service::Keystone, &url, resp).await?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let (_, message) = parse_error_body(&bytes);
             return Err(Error::Unauthorized {
@@ -225,10 +284,9 @@ impl Session {
         let value = headers
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Error::Decode {
+            .ok_or_else(|| Error::Protocol {
                 service: Service::Keystone,
-                path: url.path().to_string(),
-                source: serde::de::Error::custom("the answer has no X-Subject-Token header"),
+                message: "the token answer has no X-Subject-Token header".into(),
             })?
             .to_string();
         let serial = self.inner.tokens_issued.fetch_add(1, Ordering::Relaxed) + 1;
@@ -236,7 +294,7 @@ impl Session {
             Token::from_response(value, &bytes, serial).map_err(|source| Error::Decode {
                 service: Service::Keystone,
                 path: url.path().to_string(),
-                source,
+                source: Arc::new(source),
             })?;
         tracing::debug!(
             user = %token.user.name,
@@ -254,17 +312,25 @@ impl Session {
     /// [`Error::EndpointNotFound`] when the catalog has no such endpoint, plus the errors of
     /// [`Session::token`].
     pub async fn endpoint(&self, filter: &EndpointFilter) -> Result<Url> {
-        match &self.inner.auth {
-            AuthMethod::NoAuth { endpoint, .. } => Ok(filter
-                .endpoint_override
-                .clone()
-                .unwrap_or_else(|| endpoint.clone())),
-            AuthMethod::Keystone(_) => {
-                if let Some(url) = &filter.endpoint_override {
-                    return Ok(url.clone());
-                }
-                find_endpoint(&self.token().await?.catalog, filter)
+        let token = match &self.inner.auth {
+            AuthMethod::Keystone(_) if filter.endpoint_override.is_none() => {
+                Some(self.token().await?)
             }
+            _ => None,
+        };
+        self.base_url(filter, token.as_deref())
+    }
+
+    fn base_url(&self, filter: &EndpointFilter, token: Option<&Token>) -> Result<Url> {
+        if let Some(url) = &filter.endpoint_override {
+            return Ok(url.clone());
+        }
+        match (&self.inner.auth, token) {
+            (AuthMethod::NoAuth { endpoint, .. }, _) => Ok(endpoint.clone()),
+            (AuthMethod::Keystone(_), Some(token)) => find_endpoint(&token.catalog, filter),
+            (AuthMethod::Keystone(_), None) => Err(Error::InvalidSettings(
+                "a Keystone session needs a token to find an endpoint".into(),
+            )),
         }
     }
 
@@ -278,35 +344,43 @@ impl Session {
         filter: &EndpointFilter,
         req: Request,
     ) -> Result<Response> {
+        let no_auth_project = match &self.inner.auth {
+            AuthMethod::NoAuth { project_id, .. } => project_id.clone(),
+            AuthMethod::Keystone(_) => None,
+        };
         let mut reauthenticated = false;
         loop {
             let token = match &self.inner.auth {
                 AuthMethod::Keystone(_) => Some(self.token().await?),
                 AuthMethod::NoAuth { .. } => None,
             };
-            let base = match (&filter.endpoint_override, &token) {
-                (Some(url), _) => url.clone(),
-                (None, Some(token)) => find_endpoint(&token.catalog, filter)?,
-                (None, None) => self.endpoint(filter).await?,
-            };
-            let url = join_url(&base, &req.path)?;
-            let no_auth_project = match &self.inner.auth {
-                AuthMethod::NoAuth { project_id, .. } => project_id.clone(),
-                AuthMethod::Keystone(_) => None,
-            };
-            let retryable = is_idempotent(&req.method);
+            let url = join_url(&self.base_url(filter, token.as_deref())?, &req.path);
+            let token_header = token
+                .as_ref()
+                .map(|t| {
+                    HeaderValue::from_str(t.secret()).map(|mut v| {
+                        // Keeps the token out of any debug output of the request.
+                        v.set_sensitive(true);
+                        v
+                    })
+                })
+                .transpose()
+                .map_err(|_| Error::Protocol {
+                    service: Service::Keystone,
+                    message: "the token is not a valid HTTP header value".into(),
+                })?;
             let resp = self
                 .send_with_retries(
                     service,
                     req.method.clone(),
                     url.clone(),
-                    retryable,
+                    req.idempotent,
                     |mut b| {
                         if !req.query.is_empty() {
                             b = b.query(&req.query);
                         }
-                        if let Some(token) = &token {
-                            b = b.header("X-Auth-Token", token.secret());
+                        if let Some(value) = &token_header {
+                            b = b.header("X-Auth-Token", value.clone());
                         }
                         if let Some(project) = &no_auth_project {
                             b = b.header("X-Project-Id", project.as_str());
@@ -324,16 +398,14 @@ impl Session {
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !reauthenticated {
                 if let Some(token) = &token {
-                    tracing::info!(
-                        "{service} refused the token (401); authenticating again and resending once"
-                    );
+                    tracing::info!("{service} refused the token (401); authenticating again and resending once");
                     self.invalidate_token(token).await;
                     reauthenticated = true;
                     continue;
                 }
             }
             let headers = resp.headers().clone();
-            let body = read_body(service, &url, resp).await?;
+            let body = self.read_body(service, &url, resp).await?;
             if !status.is_success() {
                 return Err(api_error(
                     service,
@@ -353,7 +425,8 @@ impl Session {
     }
 
     /// Send one request; a `retryable` one is sent again on connection errors and 503, with
-    /// exponential backoff, within the request timeout.
+    /// exponential backoff (or the service's `Retry-After`), while the retry can still start
+    /// within the request timeout.
     async fn send_with_retries(
         &self,
         service: Service,
@@ -370,7 +443,12 @@ impl Session {
             let result = build(self.inner.http.request(method.clone(), url.clone()))
                 .send()
                 .await;
-            let delay = backoff(opts.retry_delay, attempt);
+            let mut delay = backoff(opts.retry_delay, attempt);
+            if let Ok(resp) = &result {
+                if let Some(after) = retry_after(resp.headers()) {
+                    delay = after;
+                }
+            }
             let may_retry = retryable
                 && attempt < opts.retries
                 && started.elapsed() + delay < opts.request_timeout;
@@ -385,6 +463,10 @@ impl Session {
                     );
                     return Ok(resp);
                 }
+                // reqwest marks a connect timeout as both: it is a connection failure.
+                Err(err) if err.is_connect() && may_retry => {
+                    tracing::warn!(%service, %method, path = url.path(), attempt, "cannot connect, retrying in {delay:?}: {err}");
+                }
                 Err(err) if err.is_timeout() => {
                     let timeout = if err.is_connect() {
                         opts.connect_timeout
@@ -397,21 +479,18 @@ impl Session {
                         timeout,
                     });
                 }
-                Err(err) if err.is_connect() && may_retry => {
-                    tracing::warn!(%service, %method, path = url.path(), attempt, "cannot connect, retrying in {delay:?}: {err}");
-                }
                 Err(source) if source.is_connect() => {
                     return Err(Error::Connect {
                         service,
                         url: strip_query(&url),
-                        source,
+                        source: Arc::new(source),
                     })
                 }
                 Err(source) => {
                     return Err(Error::Transport {
                         service,
                         url: strip_query(&url),
-                        source,
+                        source: Arc::new(source),
                     })
                 }
             }
@@ -419,6 +498,41 @@ impl Session {
             attempt += 1;
         }
     }
+
+    async fn read_body(
+        &self,
+        service: Service,
+        url: &Url,
+        resp: reqwest::Response,
+    ) -> Result<Vec<u8>> {
+        resp.bytes().await.map(|b| b.to_vec()).map_err(|source| {
+            if source.is_timeout() {
+                Error::Timeout {
+                    service,
+                    url: strip_query(url),
+                    timeout: self.inner.options.request_timeout,
+                }
+            } else {
+                Error::Transport {
+                    service,
+                    url: strip_query(url),
+                    source: Arc::new(source),
+                }
+            }
+        })
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by OpenStack services), at most 30 s.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.min(30)))
 }
 
 fn strip_query(url: &Url) -> String {
@@ -427,94 +541,20 @@ fn strip_query(url: &Url) -> String {
     url.to_string()
 }
 
-/// `base` + `path`, keeping the base's own path (`http://h/network` + `v2.0/ports`).
-pub(crate) fn join_url(base: &Url, path: &str) -> Result<Url> {
+/// `base` + `path`, keeping the base's own path (`http://h/network` + `v2.0/ports`), and not
+/// doubling a version that the catalog URL already carries (`http://h:9696/v2.0`).
+pub(crate) fn join_url(base: &Url, path: &str) -> Url {
+    let path = path.trim_start_matches('/');
+    let mut base_path = base.path().trim_end_matches('/');
+    if let Some((version, _)) = path.split_once('/') {
+        if let Some(stripped) = base_path.strip_suffix(&format!("/{version}")) {
+            base_path = stripped;
+        }
+    }
     let mut url = base.clone();
-    let joined = format!(
-        "{}/{}",
-        base.path().trim_end_matches('/'),
-        path.trim_start_matches('/')
-    );
-    url.set_path(&joined);
+    url.set_path(&format!("{base_path}/{path}"));
     url.set_query(None);
-    Ok(url)
-}
-
-async fn read_body(service: Service, url: &Url, resp: reqwest::Response) -> Result<Vec<u8>> {
-    resp.bytes().await.map(|b| b.to_vec()).map_err(|source| {
-        if source.is_timeout() {
-            Error::Timeout {
-                service,
-                url: strip_query(url),
-                timeout: Duration::ZERO,
-            }
-        } else {
-            Error::Transport {
-                service,
-                url: strip_query(url),
-                source,
-            }
-        }
-    })
-}
-
-/// Error type and message from a Neutron (`NeutronError`) or Keystone (`error`) error body.
-pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
-    if let Ok(value) = serde_json::from_slice::<Value>(body) {
-        if let Some(ne) = value.get("NeutronError") {
-            let kind = ne.get("type").and_then(Value::as_str).map(str::to_owned);
-            let mut message = ne
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            if let Some(detail) = ne.get("detail").and_then(Value::as_str) {
-                if !detail.is_empty() {
-                    message = format!("{message} ({detail})");
-                }
-            }
-            return (kind, message);
-        }
-        if let Some(e) = value.get("error") {
-            let kind = e.get("title").and_then(Value::as_str).map(str::to_owned);
-            let message = e
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            return (kind, message);
-        }
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    let mut message: String = text.chars().take(400).collect();
-    if text.chars().count() > 400 {
-        message.push('…');
-    }
-    (None, message)
-}
-
-fn api_error(
-    service: Service,
-    method: &Method,
-    url: &Url,
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Error {
-    let (kind, message) = parse_error_body(body);
-    Error::Api(Box::new(ApiError {
-        service,
-        method: method.to_string(),
-        path: url.path().to_string(),
-        status: status.as_u16(),
-        kind,
-        message,
-        request_id: headers
-            .get("x-openstack-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    }))
+    url
 }
 
 #[cfg(test)]
@@ -522,48 +562,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn neutron_error_body() {
-        let body = br#"{"NeutronError": {"type": "NetworkNotFound", "message": "Network x could not be found.", "detail": ""}}"#;
+    fn url_joining_keeps_base_path_and_does_not_double_the_version() {
+        let join = |base: &str, path: &str| join_url(&Url::parse(base).unwrap(), path).to_string();
         assert_eq!(
-            parse_error_body(body),
-            (
-                Some("NetworkNotFound".into()),
-                "Network x could not be found.".into()
-            )
-        );
-    }
-
-    #[test]
-    fn keystone_error_body() {
-        let body = br#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#;
-        assert_eq!(
-            parse_error_body(body),
-            (
-                Some("Unauthorized".into()),
-                "The request you have made requires authentication.".into()
-            )
-        );
-    }
-
-    #[test]
-    fn plain_text_error_body_is_truncated() {
-        let body = "x".repeat(1000);
-        let (kind, message) = parse_error_body(body.as_bytes());
-        assert_eq!(kind, None);
-        assert_eq!(message.chars().count(), 401);
-    }
-
-    #[test]
-    fn url_joining_keeps_base_path() {
-        let base = Url::parse("http://h:9696").unwrap();
-        assert_eq!(
-            join_url(&base, "v2.0/ports").unwrap().as_str(),
+            join("http://h:9696", "v2.0/ports"),
             "http://h:9696/v2.0/ports"
         );
-        let base = Url::parse("https://cloud/network/").unwrap();
         assert_eq!(
-            join_url(&base, "/v2.0/ports").unwrap().as_str(),
+            join("https://cloud/network/", "/v2.0/ports"),
             "https://cloud/network/v2.0/ports"
         );
+        assert_eq!(
+            join("http://h:9696/v2.0", "v2.0/ports"),
+            "http://h:9696/v2.0/ports"
+        );
+        assert_eq!(
+            join("http://h:9696/v2.0/", "v2.0/ports"),
+            "http://h:9696/v2.0/ports"
+        );
+        assert_eq!(
+            join("http://h:5000/v3", "auth/tokens"),
+            "http://h:5000/v3/auth/tokens"
+        );
+    }
+
+    #[test]
+    fn retry_after_seconds_are_capped() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after", HeaderValue::from_static("3600"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn action_requests_are_not_idempotent() {
+        assert!(Request::new(Method::PUT, "v2.0/ports/x").idempotent);
+        assert!(
+            !Request::new(Method::PUT, "v2.0/trunks/x/add_subports")
+                .not_idempotent()
+                .idempotent
+        );
+        assert!(!Request::new(Method::POST, "v2.0/ports").idempotent);
     }
 }

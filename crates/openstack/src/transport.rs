@@ -1,6 +1,7 @@
 //! HTTP settings shared by Keystone and Neutron calls: TLS, timeouts and retries.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -50,7 +51,7 @@ fn read_tls_file(option: &'static str, path: &PathBuf) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Tls {
         option,
         value: path.display().to_string(),
-        source: Box::new(e),
+        source: Arc::new(e),
     })
 }
 
@@ -60,6 +61,9 @@ pub(crate) fn build_client(opts: &HttpOptions) -> Result<reqwest::Client> {
         .connect_timeout(opts.connect_timeout)
         .timeout(opts.request_timeout)
         .user_agent(&opts.user_agent)
+        // OpenStack APIs do not redirect; following one would send the token (and, for
+        // Keystone, the password) to wherever the redirect points.
+        .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(50));
 
     if let Some(ca) = &opts.tls.ca_file {
@@ -67,13 +71,15 @@ pub(crate) fn build_client(opts: &HttpOptions) -> Result<reqwest::Client> {
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Tls {
             option: "cafile",
             value: ca.display().to_string(),
-            source: Box::new(e),
+            source: Arc::new(e),
         })?;
         if certs.is_empty() {
             return Err(Error::Tls {
                 option: "cafile",
                 value: ca.display().to_string(),
-                source: "no PEM certificate in the file".into(),
+                source: Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
+                    "no PEM certificate in the file",
+                )),
             });
         }
         builder = builder.tls_certs_only(certs);
@@ -89,7 +95,7 @@ pub(crate) fn build_client(opts: &HttpOptions) -> Result<reqwest::Client> {
             let identity = reqwest::Identity::from_pem(&pem).map_err(|e| Error::Tls {
                 option: "certfile",
                 value: cert.display().to_string(),
-                source: Box::new(e),
+                source: Arc::new(e),
             })?;
             builder = builder.identity(identity);
         }
@@ -97,14 +103,16 @@ pub(crate) fn build_client(opts: &HttpOptions) -> Result<reqwest::Client> {
             return Err(Error::Tls {
                 option: "keyfile",
                 value: key.display().to_string(),
-                source: "a key file needs a certfile beside it".into(),
+                source: Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
+                    "a key file needs a certfile beside it",
+                )),
             })
         }
         (None, None) => {}
     }
 
     if opts.tls.insecure {
-        tracing::warn!("TLS certificate verification is off ([neutron] insecure = true)");
+        tracing::warn!("TLS certificate verification is off (insecure = true)");
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
 

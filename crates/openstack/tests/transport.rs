@@ -7,7 +7,7 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -120,11 +120,14 @@ async fn keystone_down_names_keystone() {
     assert!(err.to_string().contains("Keystone"), "{err}");
 }
 
-/// A real TLS server (Python's ssl module) with a self-signed certificate for 127.0.0.1.
+/// A real TLS server (Python's ssl module) with a certificate for 127.0.0.1 signed by a test
+/// CA; with `require_client_cert`, it refuses clients without a certificate from that CA.
 struct TlsServer {
     child: Child,
     port: u16,
-    ca: std::path::PathBuf,
+    ca: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
 }
 
 impl Drop for TlsServer {
@@ -134,37 +137,108 @@ impl Drop for TlsServer {
     }
 }
 
-// The child is reaped by `TlsServer`'s Drop, which clippy cannot see.
-#[allow(clippy::zombie_processes)]
-fn tls_server(dir: &Path) -> TlsServer {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
+fn openssl(args: &[&str], dir: &Path) {
     let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+        .args(args)
+        .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .expect("openssl is needed for the TLS test (apt-get install openssl)");
-    assert!(
-        status.success(),
-        "openssl could not make a test certificate"
+        .expect("openssl is needed for the TLS tests (scripts/install-deps installs it)");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
+fn make_pki(dir: &Path) {
+    let days = ["-days", "1"];
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=kuryr-test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ][..],
+            &days,
+        ]
+        .concat(),
+        dir,
     );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    for who in ["server", "client"] {
+        let key = format!("{who}.key");
+        let csr = format!("{who}.csr");
+        let pem = format!("{who}.pem");
+        let ext = format!("{who}.ext");
+        openssl(
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={who}"),
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+            dir,
+        );
+        openssl(
+            &[
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &pem,
+                    "-extfile",
+                    &ext,
+                ][..],
+                &days,
+            ]
+            .concat(),
+            dir,
+        );
+    }
+}
+
+// The child is reaped by `TlsServer`'s Drop, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn tls_server(dir: &Path, require_client_cert: bool) -> TlsServer {
+    make_pki(dir);
     let port = closed_port();
+    let verify = if require_client_cert {
+        format!(
+            "ctx.verify_mode = ssl.CERT_REQUIRED; ctx.load_verify_locations('{}')",
+            dir.join("ca.pem").display()
+        )
+    } else {
+        String::new()
+    };
     let script = format!(
         "import http.server, ssl\n\
          class H(http.server.BaseHTTPRequestHandler):\n\
@@ -175,23 +249,29 @@ fn tls_server(dir: &Path) -> TlsServer {
          \x20   def log_message(self, *a): pass\n\
          s = http.server.HTTPServer(('127.0.0.1', {port}), H)\n\
          ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain('{}', '{}')\n\
+         {verify}\n\
          s.socket = ctx.wrap_socket(s.socket, server_side=True)\n\
          s.serve_forever()\n",
-        cert.display(),
-        key.display()
+        dir.join("server.pem").display(),
+        dir.join("server.key").display(),
     );
     let child = Command::new("python3")
         .arg("-c")
         .arg(script)
+        .stderr(Stdio::null())
         .spawn()
-        .expect("python3 is needed for the TLS test");
+        .expect("python3 is needed for the TLS tests");
+    // Dropping the server kills and reaps the child, on every path.
+    let server = TlsServer {
+        child,
+        port,
+        ca: dir.join("ca.pem"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+    };
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return TlsServer {
-                child,
-                port,
-                ca: cert,
-            };
+            return server;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -219,11 +299,16 @@ async fn get_over_tls(server: &TlsServer, tls: TlsOptions) -> Result<(), Error> 
     .map(drop)
 }
 
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kuryr-tls-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[tokio::test]
 async fn tls_is_verified_by_default() {
-    let dir = std::env::temp_dir().join(format!("kuryr-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = tls_server(&dir);
+    let dir = tmpdir("verify");
+    let server = tls_server(&dir, false);
 
     let err = get_over_tls(&server, TlsOptions::default())
         .await
@@ -233,24 +318,115 @@ async fn tls_is_verified_by_default() {
         "an unknown CA is refused: {err:?}"
     );
 
-    get_over_tls(
-        &server,
-        TlsOptions {
-            ca_file: Some(server.ca.clone()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("trusted with cafile");
+    let trusted = TlsOptions {
+        ca_file: Some(server.ca.clone()),
+        ..Default::default()
+    };
+    get_over_tls(&server, trusted)
+        .await
+        .expect("trusted with cafile");
 
-    get_over_tls(
+    let insecure = TlsOptions {
+        insecure: true,
+        ..Default::default()
+    };
+    get_over_tls(&server, insecure)
+        .await
+        .expect("accepted with insecure");
+
+    // A cafile that is not PEM is refused when the session is built, naming the option.
+    let bogus = dir.join("bogus.pem");
+    std::fs::write(&bogus, "not a certificate").unwrap();
+    let err = get_over_tls(
         &server,
         TlsOptions {
-            insecure: true,
+            ca_file: Some(bogus),
             ..Default::default()
         },
     )
     .await
-    .expect("accepted with insecure");
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Tls {
+                option: "cafile",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    drop(server);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn client_certificates_are_presented() {
+    let dir = tmpdir("mtls");
+    let server = tls_server(&dir, true);
+    let without = TlsOptions {
+        ca_file: Some(server.ca.clone()),
+        ..Default::default()
+    };
+    assert!(
+        get_over_tls(&server, without).await.is_err(),
+        "the server requires a client certificate"
+    );
+    let with = TlsOptions {
+        ca_file: Some(server.ca.clone()),
+        cert_file: Some(server.client_cert.clone()),
+        key_file: Some(server.client_key.clone()),
+        insecure: false,
+    };
+    get_over_tls(&server, with)
+        .await
+        .expect("accepted with certfile and keyfile");
+    drop(server);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn callers_waiting_on_a_down_keystone_share_one_failure() {
+    let port = closed_port();
+    let auth = kuryr_openstack::auth::KeystoneAuth::new(
+        &format!("http://127.0.0.1:{port}/v3"),
+        kuryr_openstack::auth::Credentials::Password {
+            user: common::user(),
+            password: "x".to_string().into(),
+        },
+        common::project_scope(),
+    )
+    .unwrap();
+    let opts = HttpOptions {
+        retries: 2,
+        retry_delay: Duration::from_millis(300),
+        ..http()
+    };
+    // One attempt takes about 0.3 + 0.6 s of backoff; 20 callers in turn would take ~18 s.
+    let s = Session::new(AuthMethod::Keystone(auth), opts).unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.token().await })
+        })
+        .collect();
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Connect {
+                    service: Service::Keystone,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "20 waiting callers failed together in {took:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! `kuryr doctor`: one line per check, `PASS`, `WARN`, `FAIL` or `SKIP`, each failure with
 //! what to fix; exits non-zero when anything failed.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -37,8 +38,14 @@ struct Report {
 }
 
 impl Report {
+    /// Print one line. A closed standard output (`kuryr doctor | head`) is not an error
+    /// worth a panic: the exit code still tells.
+    fn print(&self, line: &str) {
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+
     fn line(&mut self, status: &str, check: &str, detail: impl AsRef<str>) {
-        println!("{status:<4} {check}: {}", detail.as_ref());
+        self.print(&format!("{status:<4} {check}: {}", detail.as_ref()));
     }
 
     fn pass(&mut self, check: &str, detail: impl AsRef<str>) {
@@ -56,7 +63,7 @@ impl Report {
     fn fail(&mut self, check: &str, detail: impl AsRef<str>, fix: impl AsRef<str>) {
         self.failed += 1;
         self.line("FAIL", check, detail);
-        println!("     fix: {}", fix.as_ref());
+        self.print(&format!("     fix: {}", fix.as_ref()));
     }
 
     fn skip(&mut self, check: &str, because: &str) {
@@ -65,10 +72,10 @@ impl Report {
 
     fn finish(self) -> ExitCode {
         if self.failed == 0 {
-            println!("kuryr doctor: all checks passed");
+            self.print("kuryr doctor: all checks passed");
             ExitCode::SUCCESS
         } else {
-            println!("kuryr doctor: {} check(s) failed", self.failed);
+            self.print(&format!("kuryr doctor: {} check(s) failed", self.failed));
             ExitCode::FAILURE
         }
     }
@@ -107,7 +114,10 @@ pub async fn run(load: &LoadOptions) -> ExitCode {
     }
     report.pass("credentials", &config.openstack.summary);
     if !config.openstack.origins.is_empty() {
-        println!("     from: {}", config.openstack.origins.join(", "));
+        report.print(&format!(
+            "     from: {}",
+            config.openstack.origins.join(", ")
+        ));
     }
 
     let neutron = match neutron_client(&config.openstack) {
@@ -143,10 +153,11 @@ pub async fn run(load: &LoadOptions) -> ExitCode {
                         ),
                     );
                     if token.project.is_none() {
-                        report.fail(
+                        report.warn(
                             "Keystone scope",
-                            "the token is not scoped to a project, so it has no network endpoint to use",
-                            "set [neutron] project_name (with project_domain_name) or project_id",
+                            "the token is not scoped to a project: Neutron creates ports in the \
+                             token's project, so set [neutron] project_name (with \
+                             project_domain_name) or project_id unless this is intended",
                         );
                     } else if !token.roles.iter().any(|r| r == "admin") {
                         report.warn(
@@ -158,7 +169,7 @@ pub async fn run(load: &LoadOptions) -> ExitCode {
                             ),
                         );
                     }
-                    token.project.is_some()
+                    true
                 }
                 Err(e) => {
                     report.fail("Keystone auth", chain(&e), e.hint());

@@ -60,7 +60,7 @@ pub fn parse(text: &str) -> Result<IniSections, IniError> {
             let Some(name) = rest.strip_suffix(']') else {
                 return Err(IniError {
                     line: line_no,
-                    reason: format!("section header {line:?} has no closing ]"),
+                    reason: "section header has no closing ]".into(),
                 });
             };
             let name = name.trim();
@@ -78,7 +78,9 @@ pub fn parse(text: &str) -> Result<IniSections, IniError> {
         let Some(split) = line.find(['=', ':']) else {
             return Err(IniError {
                 line: line_no,
-                reason: format!("{line:?} is neither a [section], a comment nor key = value"),
+                reason: "neither a [section], a comment nor key = value (the line is not shown: \
+                         it may hold a secret)"
+                    .into(),
             });
         };
         let key = line[..split].trim();
@@ -91,7 +93,7 @@ pub fn parse(text: &str) -> Result<IniSections, IniError> {
         let Some(sec) = &section else {
             return Err(IniError {
                 line: line_no,
-                reason: format!("option {key:?} comes before any [section]"),
+                reason: "an option comes before any [section]".into(),
             });
         };
         let value = unquote(line[split + 1..].trim());
@@ -166,6 +168,14 @@ region_name =
     fn mismatched_quotes_are_kept() {
         let s = parse("[a]\nk = \"x'\n").unwrap();
         assert_eq!(get(&s, "a", "k"), "\"x'");
+    }
+
+    #[test]
+    fn errors_never_echo_the_line() {
+        let err = parse("[neutron]\npassword s3cret\n").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = parse("password = s3cret\n").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]

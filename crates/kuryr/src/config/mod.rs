@@ -1,15 +1,19 @@
 //! Configuration: upstream's `kuryr.conf` (same sections, option names and defaults), plus
 //! `clouds.yaml` and `OS_*` variables for the OpenStack credentials.
 //!
-//! Precedence, lowest first: built-in defaults, the `clouds.yaml` cloud (`--os-cloud` or
-//! `OS_CLOUD`), the `kuryr.conf` files (`--config-file`, repeatable; default
-//! `/etc/kuryr/kuryr.conf` when it exists), then `OS_*` variables. Unknown options are
-//! warnings; invalid values are errors that name the option and where it was set.
+//! Precedence, lowest first: built-in defaults (upstream's, including its `OS_KURYR_URI` and
+//! `CAPABILITY_SCOPE` variables), the `clouds.yaml` cloud (`--os-cloud` or `OS_CLOUD`), the
+//! `kuryr.conf` files (`--config-file`, repeatable, then the `*.conf` of `--config-dir`; by
+//! default the first of `~/.kuryr/kuryr.conf`, `~/kuryr.conf`, `/etc/kuryr/kuryr.conf`,
+//! `/etc/kuryr.conf` that exists, as oslo.config looks), then `OS_*` variables. Values from
+//! files get oslo's `$` substitution. Unknown options are warnings; invalid values are errors
+//! that name the option and where it was set.
 
 pub mod ini;
 pub mod openstack;
 pub mod options;
 pub mod sources;
+pub mod substitute;
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +21,17 @@ pub use openstack::OpenStackSettings;
 pub use options::{BindingOptions, CapabilityScope, DefaultOptions, NeutronOptions};
 use sources::RawConfig;
 
-/// The default configuration file, read when no `--config-file` is given and it exists.
-pub const DEFAULT_CONFIG_FILE: &str = "/etc/kuryr/kuryr.conf";
+/// Where oslo.config looks for `kuryr.conf` when none is named: the first that exists.
+pub fn default_config_files(home: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(home) = home {
+        out.push(home.join(".kuryr/kuryr.conf"));
+        out.push(home.join("kuryr.conf"));
+    }
+    out.push(PathBuf::from("/etc/kuryr/kuryr.conf"));
+    out.push(PathBuf::from("/etc/kuryr.conf"));
+    out
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,12 +60,20 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Auth(String),
+    #[error("invalid value for {origin}")]
+    Substitution {
+        origin: String,
+        #[source]
+        source: substitute::SubstitutionError,
+    },
 }
 
 /// What the command line says about configuration.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub config_files: Vec<PathBuf>,
+    /// Every `*.conf` in it is read, in name order, after `config_files`.
+    pub config_dir: Option<PathBuf>,
     pub os_cloud: Option<String>,
 }
 
@@ -83,8 +104,13 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
-        let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
         let mut raw = RawConfig::default();
+        raw.add_env_defaults(&env);
 
         let cloud = opts.os_cloud.clone().or_else(|| var("OS_CLOUD"));
         if let Some(cloud) = cloud.filter(|c| !c.is_empty()) {
@@ -101,15 +127,24 @@ impl Config {
             raw.add_cloud(path, &cloud)?;
         }
 
-        if opts.config_files.is_empty() {
-            let default = Path::new(DEFAULT_CONFIG_FILE);
-            if default.is_file() {
-                raw.add_ini_file(default)?;
+        if opts.config_files.is_empty() && opts.config_dir.is_none() {
+            let home = var("HOME").map(PathBuf::from);
+            if let Some(found) = default_config_files(home.as_deref())
+                .iter()
+                .find(|p| p.is_file())
+            {
+                raw.add_ini_file(found)?;
             }
         }
         for file in &opts.config_files {
             raw.add_ini_file(file)?;
         }
+        if let Some(dir) = &opts.config_dir {
+            for file in conf_files_in(dir)? {
+                raw.add_ini_file(&file)?;
+            }
+        }
+        substitute_file_values(&mut raw)?;
         raw.add_env(env.iter().cloned());
 
         Ok(Config {
@@ -121,5 +156,145 @@ impl Config {
             files: raw.files.clone(),
             cloud: raw.cloud.clone(),
         })
+    }
+}
+
+/// The `*.conf` files of a directory, in name order.
+fn conf_files_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conf") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Apply oslo's `$` substitution to the options kuryr knows that came from files (an unknown
+/// option is ignored anyway, so its value is left alone).
+fn substitute_file_values(raw: &mut RawConfig) -> Result<(), ConfigError> {
+    let auth_section = raw
+        .get("neutron", "auth_section")
+        .map(|v| v.value.trim().to_owned());
+    let mut changes = Vec::new();
+    for (section, values) in &raw.sections {
+        let known = options::known_options(section, auth_section.as_deref());
+        for (key, value) in values {
+            if !known.contains(&key.as_str())
+                || !matches!(value.origin, sources::Origin::File { .. })
+            {
+                continue;
+            }
+            let new =
+                substitute::substitute(raw, section, key, &value.value).map_err(|source| {
+                    ConfigError::Substitution {
+                        origin: format!("[{section}] {key} ({})", value.origin),
+                        source,
+                    }
+                })?;
+            if new != value.value {
+                changes.push((section.clone(), key.clone(), new, value.origin.clone()));
+            }
+        }
+    }
+    for (section, key, value, origin) in changes {
+        raw.set(&section, &key, value, origin);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn base_env(home: &Path) -> Vec<(String, String)> {
+        vec![("HOME".into(), home.display().to_string())]
+    }
+
+    const AUTH: &str = "[neutron]\nauth_url = http://k:5000\nusername = u\npassword = pa$$w\n";
+
+    #[test]
+    fn default_file_search_substitution_and_env_defaults() {
+        let home = std::env::temp_dir().join(format!("kuryr-home-{}", std::process::id()));
+        write(
+            &home.join(".kuryr"),
+            "kuryr.conf",
+            &format!("[DEFAULT]\nbindir = /opt/bin\n{AUTH}"),
+        );
+        write(&home, "kuryr.conf", "[DEFAULT]\nbindir = /ignored\n");
+        let mut env = base_env(&home);
+        env.push(("CAPABILITY_SCOPE".into(), "global".into()));
+        let config = Config::load_with_env(&LoadOptions::default(), env).unwrap();
+        assert_eq!(
+            config.files,
+            vec![home.join(".kuryr/kuryr.conf")],
+            "the first found only"
+        );
+        assert_eq!(config.default.bindir, PathBuf::from("/opt/bin"));
+        assert_eq!(config.default.capability_scope, CapabilityScope::Global);
+        let kuryr_openstack::AuthMethod::Keystone(auth) = &config.openstack.auth else {
+            panic!("keystone auth expected")
+        };
+        let kuryr_openstack::auth::Credentials::Password { password, .. } = &auth.credentials
+        else {
+            panic!("password auth expected")
+        };
+        use secrecy::ExposeSecret;
+        assert_eq!(password.expose_secret(), "pa$w", "oslo reads $$ as $");
+    }
+
+    #[test]
+    fn config_dir_is_read_after_files_in_name_order() {
+        let root = std::env::temp_dir().join(format!("kuryr-confdir-{}", std::process::id()));
+        let main = write(
+            &root,
+            "main.conf",
+            &format!("[DEFAULT]\nbindir = /a\n{AUTH}"),
+        );
+        let dir = root.join("kuryr.conf.d");
+        write(&dir, "20-b.conf", "[DEFAULT]\nbindir = /c\n");
+        write(&dir, "10-a.conf", "[DEFAULT]\nbindir = /b\n");
+        write(&dir, "30-ignored.txt", "[DEFAULT]\nbindir = /x\n");
+        let opts = LoadOptions {
+            config_files: vec![main],
+            config_dir: Some(dir),
+            os_cloud: None,
+        };
+        let config = Config::load_with_env(&opts, base_env(&root)).unwrap();
+        assert_eq!(config.default.bindir, PathBuf::from("/c"));
+        assert_eq!(config.files.len(), 3);
+    }
+
+    #[test]
+    fn an_unset_reference_is_an_error_naming_option_and_line() {
+        let root = std::env::temp_dir().join(format!("kuryr-subst-{}", std::process::id()));
+        let f = write(
+            &root,
+            "k.conf",
+            "[neutron]\nauth_url = http://k\nusername = u\npassword = pa$word\n",
+        );
+        let opts = LoadOptions {
+            config_files: vec![f],
+            ..Default::default()
+        };
+        let err = Config::load_with_env(&opts, base_env(&root)).unwrap_err();
+        let text = kuryr_openstack::error::chain(&err);
+        assert!(text.contains("[neutron] password"), "{text}");
+        assert!(text.contains("k.conf:4"), "{text}");
+        assert!(text.contains("refers to $word"), "{text}");
+        assert!(
+            !text.contains("pa$word"),
+            "the value itself is not shown: {text}"
+        );
     }
 }

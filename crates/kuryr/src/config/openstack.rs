@@ -11,6 +11,50 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::options::{SectionReader, NEUTRON_KNOWN};
+
+/// The options of keystoneauth's auth plugins (what an `auth_section` holds).
+const AUTH_PLUGIN_OPTIONS: &[&str] = &[
+    "auth_type",
+    "auth_url",
+    "username",
+    "user_id",
+    "password",
+    "user_domain_name",
+    "user_domain_id",
+    "project_name",
+    "project_id",
+    "tenant_name",
+    "tenant_id",
+    "project_domain_name",
+    "project_domain_id",
+    "domain_name",
+    "domain_id",
+    "default_domain_name",
+    "default_domain_id",
+    "system_scope",
+    "token",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
+    "trust_id",
+];
+
+/// Session and endpoint options of `[neutron]` (shown by `kuryr doctor` with the auth ones).
+const CONNECTION_OPTIONS: &[&str] = &[
+    "region_name",
+    "endpoint_type",
+    "interface",
+    "valid_interfaces",
+    "endpoint_override",
+    "cafile",
+    "certfile",
+    "keyfile",
+    "insecure",
+    "timeout",
+    "connect_timeout",
+    "connect_retries",
+    "connect_retry_delay",
+];
 use super::sources::RawConfig;
 use super::ConfigError;
 
@@ -32,8 +76,8 @@ fn auth_error(reason: impl Into<String>) -> ConfigError {
 
 /// Read the settings from the merged config.
 pub fn read(raw: &RawConfig) -> Result<OpenStackSettings, ConfigError> {
-    // keystoneauth's auth_section: the auth options live in another section; options set in
-    // [neutron] itself still win.
+    // keystoneauth's auth_section: the auth plugin's options are read from that section
+    // only (connection options stay in [neutron]); OS_* variables still override them.
     let merged;
     let raw = match raw
         .get("neutron", "auth_section")
@@ -46,9 +90,15 @@ pub fn read(raw: &RawConfig) -> Result<OpenStackSettings, ConfigError> {
                 )));
             };
             let mut copy = raw.clone();
-            for (key, value) in options {
-                let present = copy.get("neutron", key).is_some();
-                if !present {
+            for key in AUTH_PLUGIN_OPTIONS {
+                let from_env = copy
+                    .get("neutron", key)
+                    .is_some_and(|v| matches!(v.origin, super::sources::Origin::Env(_)));
+                if from_env {
+                    continue;
+                }
+                copy.remove("neutron", key);
+                if let Some(value) = options.get(*key) {
                     copy.set("neutron", key, value.value.clone(), value.origin.clone());
                 }
             }
@@ -109,7 +159,7 @@ pub fn read(raw: &RawConfig) -> Result<OpenStackSettings, ConfigError> {
     let origins = NEUTRON_KNOWN
         .iter()
         .filter_map(|k| s.raw(k).map(|v| (k, v)))
-        .filter(|(k, _)| is_auth_option(k))
+        .filter(|(k, _)| AUTH_PLUGIN_OPTIONS.contains(k) || CONNECTION_OPTIONS.contains(k))
         .map(|(k, v)| format!("{k} <- {}", v.origin))
         .collect();
 
@@ -187,17 +237,6 @@ pub fn read(raw: &RawConfig) -> Result<OpenStackSettings, ConfigError> {
     })
 }
 
-fn is_auth_option(key: &str) -> bool {
-    !matches!(
-        key,
-        "enable_dhcp"
-            | "default_subnetpool_v4"
-            | "default_subnetpool_v6"
-            | "vif_plugging_is_fatal"
-            | "vif_plugging_timeout"
-    )
-}
-
 /// keystoneauth needs `auth_type`; kuryr guesses it from the options given, as the OpenStack
 /// command-line clients do.
 fn guess_auth_type(s: &SectionReader<'_>) -> &'static str {
@@ -233,7 +272,8 @@ fn credentials(s: &SectionReader<'_>, kind: &str) -> Result<Credentials, ConfigE
             })
         })
     };
-    let secret = |key: &str| s.raw(key).map(|v| SecretString::from(v.value.clone()));
+    // An empty secret counts as unset: a config error, not a 401 from Keystone.
+    let secret = |key: &str| s.opt_string(key).map(SecretString::from);
     match kind {
         "password" | "v3password" => Ok(Credentials::Password {
             user: user().ok_or_else(|| {
@@ -379,6 +419,21 @@ mod tests {
             panic!()
         };
         assert_eq!(auth.scope, Scope::Project(NamedRef::Id("p1".into())));
+        // The auth section replaces [neutron]'s auth options, as keystoneauth does.
+        let r2 = raw(&[
+            ("neutron", "auth_section", "ks"),
+            ("neutron", "username", "ignored"),
+            ("ks", "auth_url", "http://k/v3"),
+            ("ks", "user_id", "uid"),
+            ("ks", "password", "p"),
+        ]);
+        let AuthMethod::Keystone(auth) = read(&r2).unwrap().auth else {
+            panic!()
+        };
+        let Credentials::Password { user, .. } = auth.credentials else {
+            panic!()
+        };
+        assert_eq!(user, NamedRef::Id("uid".into()));
         let missing = raw(&[("neutron", "auth_section", "nope")]);
         assert!(read(&missing)
             .unwrap_err()

@@ -140,8 +140,6 @@ pub const NEUTRON_KNOWN: &[&str] = &[
     "connect_timeout",
     "connect_retries",
     "connect_retry_delay",
-    "status_code_retries",
-    "status_code_retry_delay",
     "auth_type",
     "auth_section",
     "auth_url",
@@ -168,6 +166,10 @@ pub const NEUTRON_KNOWN: &[&str] = &[
 ];
 
 const NEUTRON_ACCEPTED: &[&str] = &[
+    // 503s are retried under connect_retries.
+    "status_code_retries",
+    "status_code_retry_delay",
+    "retriable_status_codes",
     "collect_timing",
     "split_loggers",
     "www_authenticate_uri",
@@ -189,13 +191,29 @@ const BINDING_KNOWN: &[&str] = &[
 ];
 
 /// Sections kuryr itself reads; other sections are either `auth_section` targets or unknown.
-const SECTIONS: &[(&str, &[&str], &[&str])] = &[
+pub const SECTIONS: &[(&str, &[&str], &[&str])] = &[
     ("DEFAULT", DEFAULT_KNOWN, DEFAULT_ACCEPTED),
     ("neutron", NEUTRON_KNOWN, NEUTRON_ACCEPTED),
     ("binding", BINDING_KNOWN, &[]),
 ];
 
 /// Reads typed values from one section of the merged config.
+/// The options kuryr knows in `section` (read, or accepted and ignored); `auth_section` names
+/// the section that holds the keystoneauth options, if any.
+pub fn known_options(section: &str, auth_section: Option<&str>) -> Vec<&'static str> {
+    if let Some((_, known, accepted)) = SECTIONS.iter().find(|(name, _, _)| *name == section) {
+        return known.iter().chain(accepted.iter()).copied().collect();
+    }
+    if auth_section == Some(section) {
+        return NEUTRON_KNOWN
+            .iter()
+            .chain(NEUTRON_ACCEPTED.iter())
+            .copied()
+            .collect();
+    }
+    Vec::new()
+}
+
 pub struct SectionReader<'a> {
     section: &'a str,
     values: Option<&'a BTreeMap<String, RawValue>>,

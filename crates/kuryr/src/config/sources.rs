@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::ini;
+use super::substitute::normalize_section;
 use super::ConfigError;
 
 /// Where one value came from (shown by `kuryr doctor` and in errors).
@@ -33,10 +34,19 @@ impl fmt::Display for Origin {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RawValue {
     pub value: String,
     pub origin: Origin,
+}
+
+impl fmt::Debug for RawValue {
+    // Values may be passwords: debug output shows where a value came from, never the value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawValue")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Section name -> option -> value, after merging every source.
@@ -60,6 +70,10 @@ impl RawConfig {
         self.sections.get(section)?.get(key)
     }
 
+    pub fn remove(&mut self, section: &str, key: &str) -> Option<RawValue> {
+        self.sections.get_mut(section)?.remove(key)
+    }
+
     /// Merge one oslo-style INI file.
     pub fn add_ini_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -71,7 +85,8 @@ impl RawConfig {
             source,
         })?;
         for (section, options) in sections {
-            // oslo.config treats the section name of DEFAULT case-sensitively; so do we.
+            // As oslo.config: `[Neutron]` is `[neutron]`, but `DEFAULT` is only `DEFAULT`.
+            let section = normalize_section(&section);
             for (key, v) in options {
                 let origin = Origin::File {
                     path: path.to_owned(),
@@ -84,11 +99,33 @@ impl RawConfig {
         Ok(())
     }
 
-    /// Merge `OS_*` variables into `[neutron]`, as the OpenStack clients read them.
+    /// Merge `OS_*` variables into `[neutron]`, as the OpenStack clients read them. An empty
+    /// variable is taken as unset (it does not erase a value from a file).
     pub fn add_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
         for (var, value) in vars {
+            if value.trim().is_empty() {
+                continue;
+            }
             if let Some(option) = env_option(&var) {
                 self.set("neutron", option, value, Origin::Env(var));
+            }
+        }
+    }
+
+    /// Upstream's environment defaults of `[DEFAULT]` options (`OS_KURYR_URI`,
+    /// `CAPABILITY_SCOPE`); merged before the files, which override them.
+    pub fn add_env_defaults(&mut self, vars: &[(String, String)]) {
+        for (var, option) in [
+            ("OS_KURYR_URI", "kuryr_uri"),
+            ("CAPABILITY_SCOPE", "capability_scope"),
+        ] {
+            if let Some((_, value)) = vars.iter().find(|(k, v)| k == var && !v.trim().is_empty()) {
+                self.set(
+                    "DEFAULT",
+                    option,
+                    value.clone(),
+                    Origin::Env(var.to_owned()),
+                );
             }
         }
     }
@@ -240,14 +277,23 @@ mod tests {
         raw.add_ini_file(&conf).unwrap();
         raw.add_env([
             ("OS_PASSWORD".to_string(), "from-env".to_string()),
+            ("OS_USERNAME".to_string(), String::new()),
             ("HOME".to_string(), "/root".to_string()),
         ]);
         assert_eq!(
             raw.get("neutron", "auth_url").unwrap().value,
             "http://k:5000"
         );
-        assert_eq!(raw.get("neutron", "username").unwrap().value, "from-file");
+        assert_eq!(
+            raw.get("neutron", "username").unwrap().value,
+            "from-file",
+            "empty env is unset"
+        );
         assert_eq!(raw.get("neutron", "password").unwrap().value, "from-env");
+        assert!(
+            !format!("{raw:?}").contains("from-env"),
+            "debug output hides values"
+        );
         assert_eq!(
             raw.get("neutron", "password").unwrap().origin.to_string(),
             "environment OS_PASSWORD"
@@ -263,6 +309,18 @@ mod tests {
             .origin
             .to_string()
             .ends_with("kuryr.conf:2"));
+    }
+
+    #[test]
+    fn section_names_follow_oslo() {
+        let conf = tmp(
+            "case.conf",
+            "[Neutron]\nusername = u\n[DEFAULT]\ndebug = true\n",
+        );
+        let mut raw = RawConfig::default();
+        raw.add_ini_file(&conf).unwrap();
+        assert_eq!(raw.get("neutron", "username").unwrap().value, "u");
+        assert!(raw.get("DEFAULT", "debug").is_some());
     }
 
     #[test]

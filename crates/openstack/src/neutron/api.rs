@@ -5,8 +5,11 @@ use std::marker::PhantomData;
 
 use reqwest::header::HeaderValue;
 use reqwest::Method;
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::filters::{validate_tag, Filters};
@@ -47,9 +50,13 @@ impl<R> Clone for Api<R> {
     }
 }
 
-/// An id that can be put into a URL path: no slash, no query, not empty.
+/// An id that can be put into a URL path: letters, digits, `-`, `_` and `.` only, and not a
+/// dot segment (`.` or `..` would make the URL point at the parent resource).
 pub(crate) fn check_id(id: &str) -> Result<&str> {
-    if id.is_empty() || id.contains(['/', '?', '#', '%']) || id.chars().any(char::is_whitespace) {
+    let charset_ok = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if id.is_empty() || id.len() > 255 || !charset_ok || id == "." || id == ".." {
         return Err(Error::InvalidRequest(format!(
             "{id:?} is not a valid resource id"
         )));
@@ -95,7 +102,7 @@ impl<R: Resource> Api<R> {
             .neutron
             .call(Request::new(Method::GET, path.clone()))
             .await?;
-        take_key(value, R::SINGULAR, &path)
+        take_key(&value, R::SINGULAR, &path)
     }
 
     /// Like [`Api::get`], with `None` for a resource that does not exist.
@@ -114,12 +121,12 @@ impl<R: Resource> Api<R> {
         let mut items = Vec::new();
         let mut seen_markers = std::collections::HashSet::new();
         loop {
-            let value = self
+            let body = self
                 .neutron
                 .call(Request::new(Method::GET, path.clone()).query(query.clone()))
                 .await?;
-            let next = next_page_query(&value, R::PLURAL);
-            let page: Vec<R> = take_key(value, R::PLURAL, &path)?;
+            let next = next_page_query(&body, R::PLURAL, &path)?;
+            let page: Vec<R> = take_key(&body, R::PLURAL, &path)?;
             let page_len = page.len();
             items.extend(page);
             match next {
@@ -129,9 +136,12 @@ impl<R: Resource> Api<R> {
                         .find(|(k, _)| k == "marker")
                         .map(|(_, v)| v.clone());
                     if !seen_markers.insert(marker) {
-                        return Err(Error::InvalidRequest(format!(
-                            "Neutron's next link for {path} points back to a page already read"
-                        )));
+                        return Err(Error::Protocol {
+                            service: Service::Neutron,
+                            message: format!(
+                                "the next link of {path} points back to a page already read"
+                            ),
+                        });
                     }
                     query = next;
                 }
@@ -143,15 +153,12 @@ impl<R: Resource> Api<R> {
     /// `POST /v2.0/<collection>` with one item.
     pub async fn create(&self, spec: &R::Spec) -> Result<R> {
         let path = self.collection_path();
-        let body = self
-            .neutron
-            .with_project(R::SINGULAR, to_value(spec)?)
-            .await?;
+        let body = self.neutron.with_project(to_value(spec)?);
         let value = self
             .neutron
             .call(Request::new(Method::POST, path.clone()).json(json!({ R::SINGULAR: body })))
             .await?;
-        take_key(value, R::SINGULAR, &path)
+        take_key(&value, R::SINGULAR, &path)
     }
 
     /// `POST /v2.0/<collection>` with many items in one request (all or none are created).
@@ -162,17 +169,13 @@ impl<R: Resource> Api<R> {
         let path = self.collection_path();
         let mut bodies = Vec::with_capacity(specs.len());
         for spec in specs {
-            bodies.push(
-                self.neutron
-                    .with_project(R::SINGULAR, to_value(spec)?)
-                    .await?,
-            );
+            bodies.push(self.neutron.with_project(to_value(spec)?));
         }
         let value = self
             .neutron
             .call(Request::new(Method::POST, path.clone()).json(json!({ R::PLURAL: bodies })))
             .await?;
-        take_key(value, R::PLURAL, &path)
+        take_key(&value, R::PLURAL, &path)
     }
 
     /// `PUT /v2.0/<collection>/<id>` with the fields set in `spec`.
@@ -202,10 +205,11 @@ impl<R: Resource> Api<R> {
         if let Some(rev) = revision {
             let value = HeaderValue::from_str(&format!("revision_number={rev}"))
                 .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-            req = req.header("If-Match", value);
+            // A resend after a lost answer would fail the check against our own change.
+            req = req.header("If-Match", value).not_idempotent();
         }
-        let value = self.neutron.call(req).await?;
-        take_key(value, R::SINGULAR, &path)
+        let body = self.neutron.call(req).await?;
+        take_key(&body, R::SINGULAR, &path)
     }
 
     /// `DELETE /v2.0/<collection>/<id>`. Returns `false` when it was already gone.
@@ -225,6 +229,12 @@ impl<R: Resource> Api<R> {
 impl<R: Taggable> Api<R> {
     fn tag_path(&self, id: &str, tag: &str) -> Result<String> {
         validate_tag(tag)?;
+        // Percent-encoding does not help: URL parsers treat %2e like a dot.
+        if tag == "." || tag == ".." {
+            return Err(Error::InvalidRequest(format!(
+                "tag {tag:?} cannot be used in a URL path"
+            )));
+        }
         Ok(format!(
             "{}/tags/{}",
             self.item_path(id)?,
@@ -259,11 +269,11 @@ impl<R: Taggable> Api<R> {
             validate_tag(tag)?;
         }
         let path = format!("{}/tags", self.item_path(id)?);
-        let value = self
+        let body = self
             .neutron
             .call(Request::new(Method::PUT, path.clone()).json(json!({ "tags": tags })))
             .await?;
-        take_key(value, "tags", &path)
+        take_key(&body, "tags", &path)
     }
 
     /// The tags of one resource.
@@ -273,7 +283,7 @@ impl<R: Taggable> Api<R> {
             .neutron
             .call(Request::new(Method::GET, path.clone()))
             .await?;
-        take_key(value, "tags", &path)
+        take_key(&value, "tags", &path)
     }
 }
 
@@ -281,33 +291,54 @@ pub(crate) fn to_value<T: Serialize>(spec: &T) -> Result<Value> {
     serde_json::to_value(spec).map_err(|e| Error::InvalidRequest(e.to_string()))
 }
 
-/// Deserialize `value[key]`.
-pub(crate) fn take_key<T: DeserializeOwned>(mut value: Value, key: &str, path: &str) -> Result<T> {
-    let item = value
-        .get_mut(key)
-        .map(Value::take)
-        .ok_or_else(|| Error::Decode {
-            service: Service::Neutron,
-            path: path.to_owned(),
-            source: serde::de::Error::custom(format!("the answer has no {key:?} key")),
-        })?;
-    serde_json::from_value(item).map_err(|source| Error::Decode {
+/// The top-level members of a JSON answer, unparsed, so that each is parsed straight into its
+/// type (numbers above `u64`, such as IPv6 address counts, survive).
+fn members<'a>(body: &'a [u8], path: &str) -> Result<HashMap<String, &'a RawValue>> {
+    serde_json::from_slice(body).map_err(|source| Error::Decode {
         service: Service::Neutron,
         path: path.to_owned(),
-        source,
+        source: std::sync::Arc::new(source),
     })
 }
 
+/// Deserialize the member `key` of a JSON answer.
+pub(crate) fn take_key<T: DeserializeOwned>(body: &[u8], key: &str, path: &str) -> Result<T> {
+    let members = members(body, path)?;
+    let raw = members.get(key).ok_or_else(|| Error::Protocol {
+        service: Service::Neutron,
+        message: format!("the answer of {path} has no {key:?} member"),
+    })?;
+    serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
+        service: Service::Neutron,
+        path: path.to_owned(),
+        source: std::sync::Arc::new(source),
+    })
+}
+
+#[derive(Deserialize)]
+struct Link {
+    #[serde(default)]
+    rel: String,
+    #[serde(default)]
+    href: String,
+}
+
 /// The query of the `rel=next` link in `<plural>_links`, if any.
-pub(crate) fn next_page_query(value: &Value, plural: &str) -> Option<Vec<(String, String)>> {
-    let links = value.get(format!("{plural}_links"))?.as_array()?;
-    let href = links
+pub(crate) fn next_page_query(
+    body: &[u8],
+    plural: &str,
+    path: &str,
+) -> Result<Option<Vec<(String, String)>>> {
+    let members = members(body, path)?;
+    let Some(raw) = members.get(&format!("{plural}_links")) else {
+        return Ok(None);
+    };
+    let links: Vec<Link> = serde_json::from_str(raw.get()).unwrap_or_default();
+    Ok(links
         .iter()
-        .find(|l| l.get("rel").and_then(Value::as_str) == Some("next"))?
-        .get("href")?
-        .as_str()?;
-    let url = url::Url::parse(href).ok()?;
-    Some(url.query_pairs().into_owned().collect())
+        .find(|l| l.rel == "next")
+        .and_then(|l| url::Url::parse(&l.href).ok())
+        .map(|u| u.query_pairs().into_owned().collect()))
 }
 
 #[cfg(test)]
@@ -316,28 +347,35 @@ mod tests {
 
     #[test]
     fn next_link_query_is_extracted() {
-        let value = json!({
+        let body = json!({
             "ports": [],
             "ports_links": [
                 {"rel": "previous", "href": "http://h:9696/v2.0/ports?limit=2&marker=a&page_reverse=True"},
                 {"rel": "next", "href": "http://h:9696/v2.0/ports?limit=2&marker=b&tags=x%2Cy"}
             ]
-        });
+        })
+        .to_string();
         assert_eq!(
-            next_page_query(&value, "ports").unwrap(),
+            next_page_query(body.as_bytes(), "ports", "p")
+                .unwrap()
+                .unwrap(),
             vec![
                 ("limit".to_string(), "2".to_string()),
                 ("marker".to_string(), "b".to_string()),
                 ("tags".to_string(), "x,y".to_string())
             ]
         );
-        assert!(next_page_query(&json!({"ports": []}), "ports").is_none());
+        assert!(next_page_query(br#"{"ports": []}"#, "ports", "p")
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn ids_cannot_escape_the_path() {
         assert!(check_id("0b1c-22").is_ok());
-        for bad in ["", "a/b", "../x", "a?b", "a b", "a%2F"] {
+        for bad in [
+            "", "a/b", "../x", "a?b", "a b", "a%2F", ".", "..", "a\\b", "é",
+        ] {
             assert!(check_id(bad).is_err(), "{bad}");
         }
     }
@@ -349,5 +387,30 @@ mod tests {
             "kuryr.net.uuid.lh%3Aab"
         );
         assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn numbers_beyond_u64_are_parsed_exactly() {
+        // Two /64 subnets: 2^65 - 4 addresses.
+        let body = br#"{"network_ip_availability": {"total_ips": 36893488147419103228}}"#;
+        #[derive(Deserialize)]
+        struct A {
+            total_ips: u128,
+        }
+        let a: A = take_key(body, "network_ip_availability", "p").unwrap();
+        assert_eq!(a.total_ips, 36893488147419103228);
+    }
+
+    #[test]
+    fn a_missing_member_is_a_protocol_error() {
+        let err = take_key::<Vec<String>>(br#"{"other": 1}"#, "ports", "v2.0/ports").unwrap_err();
+        assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+        let err = take_key::<Vec<String>>(b"not json", "ports", "v2.0/ports").unwrap_err();
+        assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     }
 }

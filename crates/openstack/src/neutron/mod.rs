@@ -38,37 +38,28 @@ impl Neutron {
         &self.endpoint
     }
 
-    /// Send a request and parse the JSON answer (`Value::Null` for an empty one).
-    pub(crate) async fn call(&self, req: Request) -> Result<Value> {
-        let path = req.path.clone();
+    /// Send a request; the JSON answer's bytes (empty for 204).
+    pub(crate) async fn call(&self, req: Request) -> Result<Vec<u8>> {
         let resp = self
             .session
             .send(Service::Neutron, &self.endpoint, req)
             .await?;
-        if resp.body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&resp.body).map_err(|source| Error::Decode {
-            service: Service::Neutron,
-            path,
-            source,
-        })
+        Ok(resp.body)
     }
 
-    /// In no-auth mode Neutron cannot tell the project from a token: put it in the body.
-    pub(crate) async fn with_project(&self, singular: &str, mut body: Value) -> Result<Value> {
-        // Rules, subports and port forwardings take their project from their parent.
-        let has_own_project = !matches!(singular, "port_forwarding");
+    /// In no-auth mode Neutron cannot tell the project from a token: put it in the body
+    /// (Neutron takes the project of a port forwarding from its floating IP and ignores it).
+    pub(crate) fn with_project(&self, mut item: Value) -> Value {
         if let AuthMethod::NoAuth {
             project_id: Some(project),
             ..
         } = self.session.auth()
         {
-            if has_own_project && body.get("project_id").is_none() {
-                body["project_id"] = json!(project);
+            if item.get("project_id").is_none() {
+                item["project_id"] = json!(project);
             }
         }
-        Ok(body)
+        item
     }
 
     pub fn networks(&self) -> Api<Network> {
@@ -126,7 +117,7 @@ impl Neutron {
     pub async fn extensions(&self) -> Result<Vec<Extension>> {
         let path = "v2.0/extensions";
         let value = self.call(Request::new(Method::GET, path)).await?;
-        take_key(value, "extensions", path)
+        take_key(&value, "extensions", path)
     }
 
     /// Attach ports to a trunk as subports.
@@ -158,14 +149,16 @@ impl Neutron {
                 }
             })
             .collect();
-        let value = self
-            .call(Request::new(Method::PUT, path.clone()).json(json!({ "sub_ports": items })))
-            .await?;
+        // An action, not a value: sending it twice is not the same as once.
+        let req = Request::new(Method::PUT, path.clone())
+            .json(json!({ "sub_ports": items }))
+            .not_idempotent();
+        let value = self.call(req).await?;
         // Neutron answers with the trunk itself, not wrapped in a "trunk" key.
-        serde_json::from_value(value).map_err(|source| Error::Decode {
+        serde_json::from_slice(&value).map_err(|source| Error::Decode {
             service: Service::Neutron,
             path,
-            source,
+            source: std::sync::Arc::new(source),
         })
     }
 
@@ -173,7 +166,7 @@ impl Neutron {
     pub async fn subports(&self, trunk_id: &str) -> Result<Vec<Subport>> {
         let path = format!("v2.0/trunks/{}/get_subports", check_id(trunk_id)?);
         let value = self.call(Request::new(Method::GET, path.clone())).await?;
-        take_key(value, "sub_ports", &path)
+        take_key(&value, "sub_ports", &path)
     }
 
     /// Attach a subnet or port to a router.
@@ -207,13 +200,15 @@ impl Neutron {
             RouterInterface::Subnet(id) => json!({ "subnet_id": id }),
             RouterInterface::Port(id) => json!({ "port_id": id }),
         };
-        let value = self
-            .call(Request::new(Method::PUT, path.clone()).json(body))
-            .await?;
-        serde_json::from_value(value).map_err(|source| Error::Decode {
+        // Adding a subnet creates a port: never send it twice.
+        let req = Request::new(Method::PUT, path.clone())
+            .json(body)
+            .not_idempotent();
+        let value = self.call(req).await?;
+        serde_json::from_slice(&value).map_err(|source| Error::Decode {
             service: Service::Neutron,
             path,
-            source,
+            source: std::sync::Arc::new(source),
         })
     }
 
@@ -221,7 +216,7 @@ impl Neutron {
     pub async fn network_ip_availability(&self, network_id: &str) -> Result<NetworkIpAvailability> {
         let path = format!("v2.0/network-ip-availabilities/{}", check_id(network_id)?);
         let value = self.call(Request::new(Method::GET, path.clone())).await?;
-        take_key(value, "network_ip_availability", &path)
+        take_key(&value, "network_ip_availability", &path)
     }
 
     /// Address usage of every network that matches `filters`.
@@ -233,7 +228,7 @@ impl Neutron {
         let value = self
             .call(Request::new(Method::GET, path).query(filters.to_pairs()?))
             .await?;
-        take_key(value, "network_ip_availabilities", path)
+        take_key(&value, "network_ip_availabilities", path)
     }
 
     /// Serialize a spec as Neutron would receive it (for logs and tests).
