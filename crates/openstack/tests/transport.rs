@@ -91,10 +91,9 @@ async fn neutron_that_never_answers_times_out_at_the_configured_timeout() {
     drop(listener);
 }
 
-#[tokio::test]
-async fn keystone_down_names_keystone() {
-    let port = closed_port();
-    let auth = kuryr_openstack::auth::KeystoneAuth::new(
+/// Password auth against a Keystone on `port` of the loopback.
+fn keystone_at(port: u16) -> kuryr_openstack::auth::KeystoneAuth {
+    kuryr_openstack::auth::KeystoneAuth::new(
         &format!("http://127.0.0.1:{port}/v3"),
         kuryr_openstack::auth::Credentials::Password {
             user: common::user(),
@@ -102,7 +101,13 @@ async fn keystone_down_names_keystone() {
         },
         common::project_scope(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn keystone_down_names_keystone() {
+    let port = closed_port();
+    let auth = keystone_at(port);
     let mut opts = http();
     opts.retries = 1;
     let s = Session::new(AuthMethod::Keystone(auth), opts).unwrap();
@@ -388,15 +393,7 @@ async fn client_certificates_are_presented() {
 #[tokio::test]
 async fn callers_waiting_on_a_down_keystone_share_one_failure() {
     let port = closed_port();
-    let auth = kuryr_openstack::auth::KeystoneAuth::new(
-        &format!("http://127.0.0.1:{port}/v3"),
-        kuryr_openstack::auth::Credentials::Password {
-            user: common::user(),
-            password: "x".to_string().into(),
-        },
-        common::project_scope(),
-    )
-    .unwrap();
+    let auth = keystone_at(port);
     let opts = HttpOptions {
         retries: 2,
         retry_delay: Duration::from_millis(300),

@@ -181,7 +181,7 @@ fn substitute_file_values(raw: &mut RawConfig) -> Result<(), ConfigError> {
         .map(|v| v.value.trim().to_owned());
     let mut changes = Vec::new();
     for (section, values) in &raw.sections {
-        let known = options::known_options(section, auth_section.as_deref());
+        let known = options::known_options(section, auth_section.as_deref()).unwrap_or_default();
         for (key, value) in values {
             if !known.contains(&key.as_str())
                 || !matches!(value.origin, sources::Origin::File { .. })

@@ -10,10 +10,10 @@ use kuryr_openstack::{AuthMethod, HttpOptions, TlsOptions};
 use secrecy::SecretString;
 use url::Url;
 
-use super::options::{SectionReader, NEUTRON_KNOWN};
+use super::options::SectionReader;
 
 /// The options of keystoneauth's auth plugins (what an `auth_section` holds).
-const AUTH_PLUGIN_OPTIONS: &[&str] = &[
+pub(super) const AUTH_PLUGIN_OPTIONS: &[&str] = &[
     "auth_type",
     "auth_url",
     "username",
@@ -40,7 +40,7 @@ const AUTH_PLUGIN_OPTIONS: &[&str] = &[
 ];
 
 /// Session and endpoint options of `[neutron]` (shown by `kuryr doctor` with the auth ones).
-const CONNECTION_OPTIONS: &[&str] = &[
+pub(super) const CONNECTION_OPTIONS: &[&str] = &[
     "region_name",
     "endpoint_type",
     "interface",
@@ -156,11 +156,10 @@ pub fn read(raw: &RawConfig) -> Result<OpenStackSettings, ConfigError> {
         endpoint_override: endpoint_override.clone(),
     };
 
-    let origins = NEUTRON_KNOWN
+    let origins = AUTH_PLUGIN_OPTIONS
         .iter()
-        .filter_map(|k| s.raw(k).map(|v| (k, v)))
-        .filter(|(k, _)| AUTH_PLUGIN_OPTIONS.contains(k) || CONNECTION_OPTIONS.contains(k))
-        .map(|(k, v)| format!("{k} <- {}", v.origin))
+        .chain(CONNECTION_OPTIONS)
+        .filter_map(|k| s.raw(k).map(|v| format!("{k} <- {}", v.origin)))
         .collect();
 
     let auth_type = s

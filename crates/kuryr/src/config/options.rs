@@ -4,7 +4,7 @@
 //! An unknown option is a warning (a typo must not stop a host); a known option with an
 //! invalid value is fatal, with the option's name and where the value came from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -120,50 +120,25 @@ const DEFAULT_ACCEPTED: &[&str] = &[
     "config_dir",
 ];
 
-/// `[neutron]` options: kuryr's and keystoneauth's.
-pub const NEUTRON_KNOWN: &[&str] = &[
+/// `[neutron]` options of kuryr itself; the keystoneauth ones are in [`super::openstack`].
+const NEUTRON_OWN: &[&str] = &[
     "enable_dhcp",
     "default_subnetpool_v4",
     "default_subnetpool_v6",
     "vif_plugging_is_fatal",
     "vif_plugging_timeout",
-    "region_name",
-    "endpoint_type",
-    "interface",
-    "valid_interfaces",
-    "endpoint_override",
-    "cafile",
-    "certfile",
-    "keyfile",
-    "insecure",
-    "timeout",
-    "connect_timeout",
-    "connect_retries",
-    "connect_retry_delay",
-    "auth_type",
-    "auth_section",
-    "auth_url",
-    "username",
-    "user_id",
-    "password",
-    "user_domain_name",
-    "user_domain_id",
-    "project_name",
-    "project_id",
-    "tenant_name",
-    "tenant_id",
-    "project_domain_name",
-    "project_domain_id",
-    "domain_name",
-    "domain_id",
-    "default_domain_name",
-    "default_domain_id",
-    "system_scope",
-    "token",
-    "application_credential_id",
-    "application_credential_name",
-    "application_credential_secret",
 ];
+
+/// Every `[neutron]` option kuryr reads: its own, keystoneauth's auth plugin options
+/// (which an `auth_section` may hold instead), and the session and endpoint options.
+pub fn neutron_known() -> impl Iterator<Item = &'static str> {
+    NEUTRON_OWN
+        .iter()
+        .chain(super::openstack::AUTH_PLUGIN_OPTIONS)
+        .chain(super::openstack::CONNECTION_OPTIONS)
+        .chain(["auth_section"].iter())
+        .copied()
+}
 
 const NEUTRON_ACCEPTED: &[&str] = &[
     // 503s are retried under connect_retries.
@@ -193,25 +168,24 @@ const BINDING_KNOWN: &[&str] = &[
 /// Sections kuryr itself reads; other sections are either `auth_section` targets or unknown.
 pub const SECTIONS: &[(&str, &[&str], &[&str])] = &[
     ("DEFAULT", DEFAULT_KNOWN, DEFAULT_ACCEPTED),
-    ("neutron", NEUTRON_KNOWN, NEUTRON_ACCEPTED),
+    // Its known options come from `neutron_known()`.
+    ("neutron", &[], NEUTRON_ACCEPTED),
     ("binding", BINDING_KNOWN, &[]),
 ];
 
 /// Reads typed values from one section of the merged config.
 /// The options kuryr knows in `section` (read, or accepted and ignored); `auth_section` names
 /// the section that holds the keystoneauth options, if any.
-pub fn known_options(section: &str, auth_section: Option<&str>) -> Vec<&'static str> {
-    if let Some((_, known, accepted)) = SECTIONS.iter().find(|(name, _, _)| *name == section) {
-        return known.iter().chain(accepted.iter()).copied().collect();
+pub fn known_options(section: &str, auth_section: Option<&str>) -> Option<Vec<&'static str>> {
+    let mut out: Vec<&'static str> = match SECTIONS.iter().find(|(name, _, _)| *name == section) {
+        Some((_, known, accepted)) => known.iter().chain(accepted.iter()).copied().collect(),
+        None if auth_section == Some(section) => NEUTRON_ACCEPTED.to_vec(),
+        None => return None,
+    };
+    if section == "neutron" || auth_section == Some(section) {
+        out.extend(neutron_known());
     }
-    if auth_section == Some(section) {
-        return NEUTRON_KNOWN
-            .iter()
-            .chain(NEUTRON_ACCEPTED.iter())
-            .copied()
-            .collect();
-    }
-    Vec::new()
+    Some(out)
 }
 
 pub struct SectionReader<'a> {
@@ -414,25 +388,7 @@ pub fn unknown_option_warnings(raw: &RawConfig) -> Vec<String> {
     let auth_section = raw.get("neutron", "auth_section").map(|v| v.value.clone());
     let mut warnings = Vec::new();
     for (section, options) in &raw.sections {
-        let known: Option<(BTreeSet<&str>, BTreeSet<&str>)> = SECTIONS
-            .iter()
-            .find(|(name, _, _)| name == section)
-            .map(|(_, known, accepted)| {
-                (
-                    known.iter().copied().collect(),
-                    accepted.iter().copied().collect(),
-                )
-            })
-            .or_else(|| {
-                // An auth_section holds keystoneauth options.
-                (auth_section.as_deref() == Some(section.as_str())).then(|| {
-                    (
-                        NEUTRON_KNOWN.iter().copied().collect(),
-                        NEUTRON_ACCEPTED.iter().copied().collect(),
-                    )
-                })
-            });
-        let Some((known, accepted)) = known else {
+        let Some(known) = known_options(section, auth_section.as_deref()) else {
             if !IGNORED_SECTIONS.contains(&section.as_str()) {
                 let origin = options
                     .values()
@@ -444,7 +400,7 @@ pub fn unknown_option_warnings(raw: &RawConfig) -> Vec<String> {
             continue;
         };
         for (key, value) in options {
-            if !known.contains(key.as_str()) && !accepted.contains(key.as_str()) {
+            if !known.contains(&key.as_str()) {
                 warnings.push(format!(
                     "unknown option [{section}] {key} ({}) is ignored; check its spelling",
                     value.origin

@@ -155,11 +155,7 @@ impl Neutron {
             .not_idempotent();
         let value = self.call(req).await?;
         // Neutron answers with the trunk itself, not wrapped in a "trunk" key.
-        serde_json::from_slice(&value).map_err(|source| Error::Decode {
-            service: Service::Neutron,
-            path,
-            source: std::sync::Arc::new(source),
-        })
+        decode(&value, &path)
     }
 
     /// The subports of a trunk.
@@ -205,11 +201,7 @@ impl Neutron {
             .json(body)
             .not_idempotent();
         let value = self.call(req).await?;
-        serde_json::from_slice(&value).map_err(|source| Error::Decode {
-            service: Service::Neutron,
-            path,
-            source: std::sync::Arc::new(source),
-        })
+        decode(&value, &path)
     }
 
     /// Address usage of one network.
@@ -235,6 +227,15 @@ impl Neutron {
     pub fn spec_json<R: Resource>(spec: &R::Spec) -> Result<Value> {
         to_value(spec)
     }
+}
+
+/// Parse an answer that is not wrapped in a resource key (trunk and router actions).
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8], path: &str) -> Result<T> {
+    serde_json::from_slice(body).map_err(|source| Error::Decode {
+        service: Service::Neutron,
+        path: path.to_owned(),
+        source: std::sync::Arc::new(source),
+    })
 }
 
 #[cfg(test)]
