@@ -1,0 +1,165 @@
+//! From an HTTP request (path and body) to a typed [`Call`], validating everything first:
+//! an unknown path is a 404, a body that is not valid JSON, lacks a field or has a malformed
+//! value is a 400 whose message names the field (`IPv4Data[0].Pool: ...`) and what it should
+//! look like.
+
+use serde::de::DeserializeOwned;
+
+use crate::ipam::{
+    ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestPoolRequest,
+};
+use crate::network::{
+    AllocateNetworkRequest, CreateEndpointRequest, CreateNetworkRequest, DiscoveryRequest,
+    EndpointRequest, ExternalConnectivityRequest, JoinRequest, NetworkRequest,
+};
+
+/// Bodies larger than this are refused before parsing (Docker's are a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// One plugin call, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Activate,
+    NetworkCapabilities,
+    CreateNetwork(CreateNetworkRequest),
+    DeleteNetwork(NetworkRequest),
+    AllocateNetwork(AllocateNetworkRequest),
+    FreeNetwork(NetworkRequest),
+    CreateEndpoint(CreateEndpointRequest),
+    EndpointOperInfo(EndpointRequest),
+    DeleteEndpoint(EndpointRequest),
+    Join(JoinRequest),
+    Leave(EndpointRequest),
+    DiscoverNew(DiscoveryRequest),
+    DiscoverDelete(DiscoveryRequest),
+    ProgramExternalConnectivity(ExternalConnectivityRequest),
+    RevokeExternalConnectivity(EndpointRequest),
+    IpamCapabilities,
+    DefaultAddressSpaces,
+    RequestPool(RequestPoolRequest),
+    ReleasePool(ReleasePoolRequest),
+    RequestAddress(RequestAddressRequest),
+    ReleaseAddress(ReleaseAddressRequest),
+}
+
+/// Why a request was refused before any work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("{path} is not a call of the NetworkDriver or IpamDriver protocol")]
+    UnknownPath { path: String },
+    #[error(
+        "{call}: the body has {size} bytes, more than the {MAX_BODY_BYTES} a plugin call may have"
+    )]
+    TooLarge { call: &'static str, size: usize },
+    #[error("{call}: {message}")]
+    Invalid { call: &'static str, message: String },
+}
+
+impl RequestError {
+    /// The HTTP status to answer with: 404 for an unknown path (libnetwork then treats an
+    /// optional call as not implemented), 400 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            RequestError::UnknownPath { .. } => 404,
+            _ => 400,
+        }
+    }
+}
+
+/// Every path this protocol has, with its name in messages.
+pub const PATHS: &[&str] = &[
+    "/Plugin.Activate",
+    "/NetworkDriver.GetCapabilities",
+    "/NetworkDriver.CreateNetwork",
+    "/NetworkDriver.DeleteNetwork",
+    "/NetworkDriver.AllocateNetwork",
+    "/NetworkDriver.FreeNetwork",
+    "/NetworkDriver.CreateEndpoint",
+    "/NetworkDriver.EndpointOperInfo",
+    "/NetworkDriver.DeleteEndpoint",
+    "/NetworkDriver.Join",
+    "/NetworkDriver.Leave",
+    "/NetworkDriver.DiscoverNew",
+    "/NetworkDriver.DiscoverDelete",
+    "/NetworkDriver.ProgramExternalConnectivity",
+    "/NetworkDriver.RevokeExternalConnectivity",
+    "/IpamDriver.GetCapabilities",
+    "/IpamDriver.GetDefaultAddressSpaces",
+    "/IpamDriver.RequestPool",
+    "/IpamDriver.ReleasePool",
+    "/IpamDriver.RequestAddress",
+    "/IpamDriver.ReleaseAddress",
+];
+
+/// Parse the body of `call` into `T`, naming the offending field on failure.
+fn body<T: DeserializeOwned>(call: &'static str, bytes: &[u8]) -> Result<T, RequestError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(RequestError::Invalid {
+            call,
+            message: "the body is empty; this call needs a JSON object".into(),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if path == "." || path.is_empty() {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        };
+        RequestError::Invalid { call, message }
+    })?;
+    de.end().map_err(|e| RequestError::Invalid {
+        call,
+        message: format!("trailing data after the JSON object: {e}"),
+    })?;
+    Ok(value)
+}
+
+/// Parse one plugin call.
+///
+/// # Errors
+/// [`RequestError`], with the HTTP status to answer in [`RequestError::status`].
+pub fn parse(path: &str, bytes: &[u8]) -> Result<Call, RequestError> {
+    let Some(call) = PATHS.iter().copied().find(|p| *p == path) else {
+        return Err(RequestError::UnknownPath {
+            path: path.chars().take(200).collect(),
+        });
+    };
+    let name = &call[1..];
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(RequestError::TooLarge {
+            call: name,
+            size: bytes.len(),
+        });
+    }
+    Ok(match call {
+        // These carry no body (Docker sends none, or `null`/`{}`).
+        "/Plugin.Activate" => Call::Activate,
+        "/NetworkDriver.GetCapabilities" => Call::NetworkCapabilities,
+        "/IpamDriver.GetCapabilities" => Call::IpamCapabilities,
+        "/IpamDriver.GetDefaultAddressSpaces" => Call::DefaultAddressSpaces,
+        "/NetworkDriver.CreateNetwork" => Call::CreateNetwork(body(name, bytes)?),
+        "/NetworkDriver.DeleteNetwork" => Call::DeleteNetwork(body(name, bytes)?),
+        "/NetworkDriver.AllocateNetwork" => Call::AllocateNetwork(body(name, bytes)?),
+        "/NetworkDriver.FreeNetwork" => Call::FreeNetwork(body(name, bytes)?),
+        "/NetworkDriver.CreateEndpoint" => Call::CreateEndpoint(body(name, bytes)?),
+        "/NetworkDriver.EndpointOperInfo" => Call::EndpointOperInfo(body(name, bytes)?),
+        "/NetworkDriver.DeleteEndpoint" => Call::DeleteEndpoint(body(name, bytes)?),
+        "/NetworkDriver.Join" => Call::Join(body(name, bytes)?),
+        "/NetworkDriver.Leave" => Call::Leave(body(name, bytes)?),
+        "/NetworkDriver.DiscoverNew" => Call::DiscoverNew(body(name, bytes)?),
+        "/NetworkDriver.DiscoverDelete" => Call::DiscoverDelete(body(name, bytes)?),
+        "/NetworkDriver.ProgramExternalConnectivity" => {
+            Call::ProgramExternalConnectivity(body(name, bytes)?)
+        }
+        "/NetworkDriver.RevokeExternalConnectivity" => {
+            Call::RevokeExternalConnectivity(body(name, bytes)?)
+        }
+        "/IpamDriver.RequestPool" => Call::RequestPool(body(name, bytes)?),
+        "/IpamDriver.ReleasePool" => Call::ReleasePool(body(name, bytes)?),
+        "/IpamDriver.RequestAddress" => Call::RequestAddress(body(name, bytes)?),
+        _ => Call::ReleaseAddress(body(name, bytes)?),
+    })
+}
