@@ -47,6 +47,11 @@ impl Default for HttpOptions {
     }
 }
 
+/// A plain-text cause for an [`Error::Tls`].
+fn reason(text: &str) -> Arc<dyn std::error::Error + Send + Sync> {
+    Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(text))
+}
+
 fn read_tls_file(option: &'static str, path: &PathBuf) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Tls {
         option,
@@ -77,9 +82,7 @@ pub(crate) fn build_client(opts: &HttpOptions) -> Result<reqwest::Client> {
             return Err(Error::Tls {
                 option: "cafile",
                 value: ca.display().to_string(),
-                source: Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
-                    "no PEM certificate in the file",
-                )),
+                source: reason("no PEM certificate in the file"),
             });
         }
         builder = builder.tls_certs_only(certs);
@@ -103,9 +106,7 @@ pub(crate) fn build_client(opts: &HttpOptions) -> Result<reqwest::Client> {
             return Err(Error::Tls {
                 option: "keyfile",
                 value: key.display().to_string(),
-                source: Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
-                    "a key file needs a certfile beside it",
-                )),
+                source: reason("a key file needs a certfile beside it"),
             })
         }
         (None, None) => {}

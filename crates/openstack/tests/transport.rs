@@ -31,17 +31,24 @@ fn overridden(url: &str) -> EndpointFilter {
     f
 }
 
-#[tokio::test]
-async fn neutron_not_listening_is_a_typed_connection_error_within_the_timeout() {
-    let port = closed_port();
-    let mut opts = http();
-    opts.request_timeout = Duration::from_secs(3);
+/// The real Keystone, and a "Neutron" on `port` of the loopback, with this request timeout.
+fn neutron_at(port: u16, request_timeout: Duration) -> Neutron {
+    let opts = HttpOptions {
+        request_timeout,
+        ..http()
+    };
     let s = Session::new(
         AuthMethod::Keystone(password_auth(&env("OS_PASSWORD"))),
         opts,
     )
     .unwrap();
-    let n = Neutron::new(s, overridden(&format!("http://127.0.0.1:{port}")));
+    Neutron::new(s, overridden(&format!("http://127.0.0.1:{port}")))
+}
+
+#[tokio::test]
+async fn neutron_not_listening_is_a_typed_connection_error_within_the_timeout() {
+    let port = closed_port();
+    let n = neutron_at(port, Duration::from_secs(3));
     let started = Instant::now();
     let err = n.networks().list(&Filters::new()).await.unwrap_err();
     let took = started.elapsed();
@@ -63,14 +70,7 @@ async fn neutron_that_never_answers_times_out_at_the_configured_timeout() {
     // Accepts connections (the kernel's backlog) but never reads or answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut opts = http();
-    opts.request_timeout = Duration::from_secs(2);
-    let s = Session::new(
-        AuthMethod::Keystone(password_auth(&env("OS_PASSWORD"))),
-        opts,
-    )
-    .unwrap();
-    let n = Neutron::new(s, overridden(&format!("http://127.0.0.1:{port}")));
+    let n = neutron_at(port, Duration::from_secs(2));
     let started = Instant::now();
     let err = n.networks().list(&Filters::new()).await.unwrap_err();
     let took = started.elapsed();

@@ -125,8 +125,9 @@ impl<R: Resource> Api<R> {
                 .neutron
                 .call(Request::new(Method::GET, path.clone()).query(query.clone()))
                 .await?;
-            let next = next_page_query(&body, R::PLURAL, &path)?;
-            let page: Vec<R> = take_key(&body, R::PLURAL, &path)?;
+            let answer = Answer::parse(&body, &path)?;
+            let next = answer.next_page(R::PLURAL);
+            let page: Vec<R> = answer.take(R::PLURAL)?;
             let page_len = page.len();
             items.extend(page);
             match next {
@@ -291,28 +292,51 @@ pub(crate) fn to_value<T: Serialize>(spec: &T) -> Result<Value> {
     serde_json::to_value(spec).map_err(|e| Error::InvalidRequest(e.to_string()))
 }
 
-/// The top-level members of a JSON answer, unparsed, so that each is parsed straight into its
-/// type (numbers above `u64`, such as IPv6 address counts, survive).
-fn members<'a>(body: &'a [u8], path: &str) -> Result<HashMap<String, &'a RawValue>> {
-    serde_json::from_slice(body).map_err(|source| Error::Decode {
-        service: Service::Neutron,
-        path: path.to_owned(),
-        source: std::sync::Arc::new(source),
-    })
+/// A JSON answer split into its top-level members, once; each member is then parsed straight
+/// into its type (numbers above `u64`, such as IPv6 address counts, survive).
+pub(crate) struct Answer<'a> {
+    members: HashMap<String, &'a RawValue>,
+    path: &'a str,
+}
+
+impl<'a> Answer<'a> {
+    pub(crate) fn parse(body: &'a [u8], path: &'a str) -> Result<Self> {
+        let members = serde_json::from_slice(body).map_err(|source| Error::Decode {
+            service: Service::Neutron,
+            path: path.to_owned(),
+            source: std::sync::Arc::new(source),
+        })?;
+        Ok(Answer { members, path })
+    }
+
+    /// Deserialize the member `key`.
+    pub(crate) fn take<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
+        let raw = self.members.get(key).ok_or_else(|| Error::Protocol {
+            service: Service::Neutron,
+            message: format!("the answer of {} has no {key:?} member", self.path),
+        })?;
+        serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
+            service: Service::Neutron,
+            path: self.path.to_owned(),
+            source: std::sync::Arc::new(source),
+        })
+    }
+
+    /// The query of the `rel=next` link in `<plural>_links`, if any.
+    pub(crate) fn next_page(&self, plural: &str) -> Option<Vec<(String, String)>> {
+        let raw = self.members.get(&format!("{plural}_links"))?;
+        let links: Vec<Link> = serde_json::from_str(raw.get()).unwrap_or_default();
+        links
+            .iter()
+            .find(|l| l.rel == "next")
+            .and_then(|l| url::Url::parse(&l.href).ok())
+            .map(|u| u.query_pairs().into_owned().collect())
+    }
 }
 
 /// Deserialize the member `key` of a JSON answer.
 pub(crate) fn take_key<T: DeserializeOwned>(body: &[u8], key: &str, path: &str) -> Result<T> {
-    let members = members(body, path)?;
-    let raw = members.get(key).ok_or_else(|| Error::Protocol {
-        service: Service::Neutron,
-        message: format!("the answer of {path} has no {key:?} member"),
-    })?;
-    serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
-        service: Service::Neutron,
-        path: path.to_owned(),
-        source: std::sync::Arc::new(source),
-    })
+    Answer::parse(body, path)?.take(key)
 }
 
 #[derive(Deserialize)]
@@ -321,24 +345,6 @@ struct Link {
     rel: String,
     #[serde(default)]
     href: String,
-}
-
-/// The query of the `rel=next` link in `<plural>_links`, if any.
-pub(crate) fn next_page_query(
-    body: &[u8],
-    plural: &str,
-    path: &str,
-) -> Result<Option<Vec<(String, String)>>> {
-    let members = members(body, path)?;
-    let Some(raw) = members.get(&format!("{plural}_links")) else {
-        return Ok(None);
-    };
-    let links: Vec<Link> = serde_json::from_str(raw.get()).unwrap_or_default();
-    Ok(links
-        .iter()
-        .find(|l| l.rel == "next")
-        .and_then(|l| url::Url::parse(&l.href).ok())
-        .map(|u| u.query_pairs().into_owned().collect()))
 }
 
 #[cfg(test)]
@@ -356,8 +362,9 @@ mod tests {
         })
         .to_string();
         assert_eq!(
-            next_page_query(body.as_bytes(), "ports", "p")
+            Answer::parse(body.as_bytes(), "p")
                 .unwrap()
+                .next_page("ports")
                 .unwrap(),
             vec![
                 ("limit".to_string(), "2".to_string()),
@@ -365,8 +372,9 @@ mod tests {
                 ("tags".to_string(), "x,y".to_string())
             ]
         );
-        assert!(next_page_query(br#"{"ports": []}"#, "ports", "p")
+        assert!(Answer::parse(br#"{"ports": []}"#, "p")
             .unwrap()
+            .next_page("ports")
             .is_none());
     }
 
