@@ -1,7 +1,10 @@
 //! kuryr: the courier between container engines and OpenStack Neutron.
 //!
-//! This library holds what the `kuryr` binary and its tests share: configuration loading and
-//! the construction of the Neutron client from it.
+//! This library holds what the `kuryr` binary and its tests share: configuration loading,
+//! the construction of the Neutron client and of the driver from it, and the plugin's
+//! HTTP server.
 
 pub mod config;
+pub mod driver;
 pub mod openstack;
+pub mod server;

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,11 +13,12 @@ use cli::{Cli, Command};
 use kuryr::config::LoadOptions;
 
 fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "warn" };
+    let default = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_env("KURYR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -41,5 +43,12 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Doctor => runtime.block_on(commands::doctor::run(&load)),
+        Command::Serve(args) => {
+            let opts = commands::serve::ServeOptions {
+                socket: args.socket_path(),
+                tcp: args.tcp,
+            };
+            runtime.block_on(commands::serve::run(&load, &opts))
+        }
     }
 }

@@ -12,7 +12,13 @@ use kuryr_openstack::neutron::Extension;
 use kuryr_openstack::AuthMethod;
 
 /// Extensions kuryr cannot work without, with what each is for.
-const REQUIRED: &[(&str, &str)] = &[("subnet_allocation", "subnetpools back Docker's IPAM pools")];
+const REQUIRED: &[(&str, &str)] = &[
+    ("subnet_allocation", "subnetpools back Docker's IPAM pools"),
+    (
+        "standard-attr-tag",
+        "tags hold the mapping between Docker and Neutron",
+    ),
+];
 
 /// Extensions that enable features, with what each enables.
 const OPTIONAL: &[(&str, &str)] = &[

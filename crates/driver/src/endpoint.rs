@@ -1,0 +1,419 @@
+//! Endpoints: CreateEndpoint binds a Neutron port to this host and makes the container's
+//! veth pair; Join tells Docker which interface to move into the container and its routes;
+//! DeleteEndpoint removes the veth and unbinds the port from the endpoint.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use kuryr_binding::{veth_names, VethSpec};
+use kuryr_libnetwork::network::{
+    CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointOperInfoResponse,
+    EndpointRequest, InterfaceName, JoinRequest, JoinResponse, StaticRoute,
+};
+use kuryr_libnetwork::plugin::Empty;
+use kuryr_libnetwork::MacAddress;
+use kuryr_openstack::neutron::{Filters, FixedIp, Network, Port, PortSpec, Subnet};
+use serde_json::Value;
+
+use crate::error::{neutron_err, DriverError, Result};
+use crate::lookup::{is_unbound_kuryr_port, same_cidr};
+use crate::mapping::{self, id_tags, DEVICE_OWNER};
+use crate::Driver;
+
+/// `binding:vif_type`s that mean no Neutron agent has taken the port on this host.
+const NOT_BOUND: &[&str] = &["", "unbound", "binding_failed"];
+
+impl Driver {
+    pub(crate) async fn create_endpoint(
+        &self,
+        req: &CreateEndpointRequest,
+    ) -> Result<CreateEndpointResponse> {
+        let network = self.network_of(&req.network_id).await?.ok_or_else(|| {
+            DriverError::not_found(format!(
+                "no Neutron network carries the tags of Docker network {}; was it created \
+                 with -d kuryr? Re-create it (docker network rm, docker network create)",
+                req.network_id.as_str()
+            ))
+        })?;
+        let interface = req.interface.clone().unwrap_or_default();
+        let addresses: Vec<IpNet> = [interface.address, interface.address_ipv6]
+            .into_iter()
+            .flatten()
+            .collect();
+        if addresses.is_empty() {
+            return Err(DriverError::invalid(
+                "the endpoint has no address; kuryr needs one from an IPAM driver \
+                 (use --ipam-driver kuryr, or give the network a --subnet)",
+            ));
+        }
+        let subnets = self.subnets_of(&network.id).await?;
+        let mut fixed_ips = Vec::new();
+        for address in &addresses {
+            let subnet = subnets
+                .iter()
+                .find(|s| same_cidr(&s.cidr, &address.trunc().to_string()))
+                .ok_or_else(|| {
+                    DriverError::not_found(format!(
+                        "address {address} is in no subnet of Neutron network {}; the \
+                         network's subnets are {}",
+                        network.id,
+                        subnets
+                            .iter()
+                            .map(|s| s.cidr.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            fixed_ips.push(FixedIp {
+                subnet_id: subnet.id.clone(),
+                ip_address: address.addr().to_string(),
+            });
+        }
+        let (port, created) = self
+            .bind_port(req, &network, &fixed_ips, interface.mac_address.as_ref())
+            .await?;
+        if let Err(e) = self.plug(&port, &network).await {
+            self.unbind_after_failure(req, &port, created).await;
+            return Err(e);
+        }
+        let mac = if interface.mac_address.is_none() {
+            port.mac_address.parse::<MacAddress>().ok()
+        } else {
+            None
+        };
+        Ok(CreateEndpointResponse {
+            interface: EndpointInterface {
+                mac_address: mac,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// The endpoint's port, bound to this host and tagged with the endpoint id: the one IPAM
+    /// made (or adopted) for the addresses, or a new one when IPAM was not kuryr's.
+    async fn bind_port(
+        &self,
+        req: &CreateEndpointRequest,
+        network: &Network,
+        fixed_ips: &[FixedIp],
+        mac: Option<&MacAddress>,
+    ) -> Result<(Port, bool)> {
+        // A retried call finds its port already tagged.
+        if let Some(port) = self.port_of(&req.endpoint_id).await? {
+            return Ok((port, false));
+        }
+        let mut ports: Vec<Port> = Vec::new();
+        for ip in fixed_ips {
+            let found = self
+                .neutron
+                .ports()
+                .list(
+                    &Filters::new()
+                        .eq("network_id", network.id.as_str())
+                        .eq("fixed_ips", format!("ip_address={}", ip.ip_address)),
+                )
+                .await
+                .map_err(neutron_err(format_args!(
+                    "looking up the port of {}",
+                    ip.ip_address
+                )))?;
+            for port in found {
+                let holds = port.fixed_ips.iter().any(|f| f.subnet_id == ip.subnet_id);
+                if holds && !ports.iter().any(|p| p.id == port.id) {
+                    ports.push(port);
+                }
+            }
+        }
+        match ports.len() {
+            0 => self
+                .create_bound_port(req, network, fixed_ips, mac)
+                .await
+                .map(|p| (p, true)),
+            1 => {
+                let port = ports.remove(0);
+                self.adopt_port(req, port, mac).await.map(|p| (p, false))
+            }
+            2 => {
+                // Dual stack with one port per family (upstream's IPAM): keep the one that is
+                // not an IPAM leftover, or replace both with one dual-stack port.
+                let (unbound, other): (Vec<Port>, Vec<Port>) =
+                    ports.into_iter().partition(is_unbound_kuryr_port);
+                if other.len() > 1 {
+                    return Err(DriverError::conflict(format!(
+                        "the endpoint's addresses are on two different ports ({}); give \
+                         --ip and --ip6 of one port",
+                        other
+                            .iter()
+                            .map(|p| p.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                for port in &unbound {
+                    self.neutron
+                        .ports()
+                        .delete(&port.id)
+                        .await
+                        .map_err(neutron_err(format_args!("deleting port {}", port.id)))?;
+                }
+                match other.into_iter().next() {
+                    Some(port) => self.adopt_port(req, port, mac).await.map(|p| (p, false)),
+                    None => self
+                        .create_bound_port(req, network, fixed_ips, mac)
+                        .await
+                        .map(|p| (p, true)),
+                }
+            }
+            n => Err(DriverError::conflict(format!(
+                "the endpoint's addresses are on {n} ports; kuryr needs one"
+            ))),
+        }
+    }
+
+    async fn create_bound_port(
+        &self,
+        req: &CreateEndpointRequest,
+        network: &Network,
+        fixed_ips: &[FixedIp],
+        mac: Option<&MacAddress>,
+    ) -> Result<Port> {
+        let tags = id_tags(&req.endpoint_id).to_vec();
+        let api = self.neutron.ports();
+        let port = api
+            .create(&PortSpec {
+                name: Some(mapping::endpoint_port_name(&req.endpoint_id)),
+                network_id: Some(network.id.clone()),
+                admin_state_up: Some(true),
+                device_owner: Some(DEVICE_OWNER.into()),
+                device_id: Some(req.endpoint_id.as_str().into()),
+                binding_host_id: Some(self.config.host_id.clone()),
+                mac_address: mac.map(ToString::to_string),
+                fixed_ips: Some(fixed_ips.to_vec()),
+                tags: self.readiness.tags_on_port_create().then(|| tags.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(neutron_err(format_args!(
+                "creating the port of endpoint {} on network {}",
+                req.endpoint_id.as_str(),
+                network.id
+            )))?;
+        if let Err(e) = self
+            .add_tags(api.clone(), &port.id, &port.tags, &tags)
+            .await
+        {
+            let _ = api.delete(&port.id).await;
+            return Err(DriverError::neutron(
+                format!("tagging port {}", port.id),
+                &e,
+            ));
+        }
+        Ok(Port { tags, ..port })
+    }
+
+    /// Bind an existing port: host and owner in ONE update (Neutron's DVR scheduling needs
+    /// both at once), Docker's MAC, and no update at all when nothing changes (a port an
+    /// orchestrator pre-bound costs no Neutron write).
+    async fn adopt_port(
+        &self,
+        req: &CreateEndpointRequest,
+        port: Port,
+        mac: Option<&MacAddress>,
+    ) -> Result<Port> {
+        let mut spec = PortSpec::default();
+        if port.binding_host_id != self.config.host_id {
+            spec.binding_host_id = Some(self.config.host_id.clone());
+            spec.device_owner = Some(DEVICE_OWNER.into());
+        }
+        if !port.admin_state_up {
+            spec.admin_state_up = Some(true);
+        }
+        if port.device_id.is_empty() {
+            spec.device_id = Some(req.endpoint_id.as_str().into());
+        }
+        if let Some(mac) = mac {
+            if !port.mac_address.eq_ignore_ascii_case(&mac.to_string()) {
+                spec.mac_address = Some(mac.to_string());
+            }
+        }
+        let api = self.neutron.ports();
+        let port = if spec == PortSpec::default() {
+            port
+        } else {
+            let tags = port.tags.clone();
+            let updated = api
+                .update(&port.id, &spec)
+                .await
+                .map_err(neutron_err(format_args!(
+                    "binding port {} to host {}",
+                    port.id, self.config.host_id
+                )))?;
+            Port { tags, ..updated }
+        };
+        let tags = id_tags(&req.endpoint_id).to_vec();
+        self.add_tags(api, &port.id, &port.tags, &tags)
+            .await
+            .map_err(neutron_err(format_args!("tagging port {}", port.id)))?;
+        Ok(port)
+    }
+
+    /// The host side: the veth pair, with the port's MAC and the network's MTU.
+    async fn plug(&self, port: &Port, network: &Network) -> Result<()> {
+        let mac: MacAddress = port
+            .mac_address
+            .parse()
+            .map_err(|e| DriverError::host(format!("port {} has an unusable MAC: {e}", port.id)))?;
+        let names = veth_names(&port.id);
+        let spec = VethSpec {
+            names: &names,
+            mac: mac.0,
+            mtu: network.mtu.unwrap_or(1500),
+        };
+        self.netlink()
+            .await?
+            .ensure_veth(&spec)
+            .await
+            .map_err(|e| DriverError::host(e.to_string()))?;
+        if NOT_BOUND.contains(&port.binding_vif_type.as_str()) {
+            tracing::warn!(
+                port = %port.id,
+                vif_type = %port.binding_vif_type,
+                host = %self.config.host_id,
+                "no Neutron agent bound the port on this host; the container starts, but its \
+                 traffic will not flow until an L2 agent (e.g. neutron-openvswitch-agent) \
+                 runs for this host"
+            );
+        }
+        if self.config.vif_plugging_is_fatal {
+            self.wait_active(port).await?;
+        }
+        Ok(())
+    }
+
+    /// `vif_plugging_is_fatal`: wait until Neutron says the port is ACTIVE.
+    async fn wait_active(&self, port: &Port) -> Result<()> {
+        let timeout = self.config.vif_plugging_timeout;
+        let started = Instant::now();
+        loop {
+            let current = self
+                .neutron
+                .ports()
+                .get(&port.id)
+                .await
+                .map_err(neutron_err(format_args!(
+                    "reading the status of port {}",
+                    port.id
+                )))?;
+            if current.status == "ACTIVE" {
+                return Ok(());
+            }
+            if !timeout.is_zero() && started.elapsed() >= timeout {
+                return Err(DriverError::unavailable(format!(
+                    "port {} is still {} after {timeout:?} (vif_plugging_timeout) and \
+                     vif_plugging_is_fatal is set; check the Neutron agent of host {}",
+                    port.id, current.status, self.config.host_id
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Undo CreateEndpoint after the host part failed: a port made here goes, an adopted one
+    /// loses the endpoint's tags (IPAM's ReleaseAddress then handles it as usual).
+    async fn unbind_after_failure(&self, req: &CreateEndpointRequest, port: &Port, created: bool) {
+        let names = veth_names(&port.id);
+        if let Ok(netlink) = self.netlink().await {
+            let _ = netlink.delete_link(&names.host).await;
+        }
+        let result = if created {
+            self.neutron.ports().delete(&port.id).await.map(|_| ())
+        } else {
+            let tags = id_tags(&req.endpoint_id).to_vec();
+            match self.neutron.ports().tags(&port.id).await {
+                Ok(current) => {
+                    self.remove_tags(self.neutron.ports(), &port.id, &current, &tags)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(port = %port.id, "rolling back CreateEndpoint: {e}");
+        }
+    }
+
+    pub(crate) async fn endpoint_oper_info(
+        &self,
+        req: &EndpointRequest,
+    ) -> Result<EndpointOperInfoResponse> {
+        let mut value = serde_json::Map::new();
+        if let Some(port) = self.port_of(&req.endpoint_id).await? {
+            value.insert("status".into(), Value::String(port.status));
+        }
+        Ok(EndpointOperInfoResponse { value })
+    }
+
+    pub(crate) async fn delete_endpoint(&self, req: &EndpointRequest) -> Result<Empty> {
+        let Some(port) = self.port_of(&req.endpoint_id).await? else {
+            tracing::warn!(endpoint = %req.endpoint_id.as_str(), "DeleteEndpoint: no Neutron port carries its tags; nothing to undo");
+            return Ok(Empty {});
+        };
+        let names = veth_names(&port.id);
+        self.netlink()
+            .await?
+            .delete_link(&names.host)
+            .await
+            .map_err(|e| DriverError::host(e.to_string()))?;
+        let tags = id_tags(&req.endpoint_id).to_vec();
+        self.remove_tags(self.neutron.ports(), &port.id, &port.tags, &tags)
+            .await
+            .map_err(neutron_err(format_args!("untagging port {}", port.id)))?;
+        Ok(Empty {})
+    }
+
+    pub(crate) async fn join(&self, req: &JoinRequest) -> Result<JoinResponse> {
+        let port = self.port_of(&req.endpoint_id).await?.ok_or_else(|| {
+            DriverError::not_found(format!(
+                "no Neutron port carries the tags of endpoint {}; CreateEndpoint did not \
+                 complete: restart the container",
+                req.endpoint_id.as_str()
+            ))
+        })?;
+        let subnets = self.subnets_of(&port.network_id).await?;
+        let gateway_of = |v6: bool| -> Option<IpAddr> {
+            port.fixed_ips
+                .iter()
+                .filter_map(|f| subnets.iter().find(|s| s.id == f.subnet_id))
+                .filter(|s| (s.ip_version == 6) == v6)
+                .filter_map(|s| s.gateway_ip.as_deref()?.parse().ok())
+                .next()
+        };
+        Ok(JoinResponse {
+            interface_name: InterfaceName {
+                src_name: veth_names(&port.id).container,
+                dst_prefix: self.config.veth_dst_prefix.clone(),
+            },
+            gateway: gateway_of(false),
+            gateway_ipv6: gateway_of(true),
+            static_routes: static_routes(&port, &subnets),
+            disable_gateway_service: true,
+        })
+    }
+}
+
+/// The `host_routes` of the port's subnets, as routes via their next hop.
+fn static_routes(port: &Port, subnets: &[Subnet]) -> Vec<StaticRoute> {
+    subnets
+        .iter()
+        .filter(|s| port.fixed_ips.iter().any(|f| f.subnet_id == s.id))
+        .flat_map(|s| &s.host_routes)
+        .filter_map(|r| {
+            Some(StaticRoute {
+                destination: r.destination.parse().ok()?,
+                route_type: 0,
+                next_hop: Some(r.nexthop.parse().ok()?),
+            })
+        })
+        .collect()
+}

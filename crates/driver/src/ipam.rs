@@ -1,0 +1,871 @@
+//! The IpamDriver calls: a Docker address pool is a Neutron subnetpool (its id is the
+//! PoolID), a container address is a port on the network's subnet.
+//!
+//! Pools kuryr creates are named `kuryrPool-<cidr>` and deleted once no subnet uses them;
+//! pools the user names with `neutron.pool.*` are tagged `kuryr.subnetpool.existing` and
+//! never deleted. Neutron allocates addresses, so two concurrent requests never get the same.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use kuryr_libnetwork::ipam::{
+    ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestAddressResponse,
+    RequestPoolRequest, RequestPoolResponse,
+};
+use kuryr_libnetwork::network::keys;
+use kuryr_libnetwork::plugin::Empty;
+use kuryr_libnetwork::{MacAddress, PoolId};
+use kuryr_openstack::neutron::{
+    Filters, FixedIp, Port, PortSpec, Subnet, SubnetPool, SubnetPoolSpec,
+};
+use serde_json::Value;
+
+use crate::error::{neutron_err, DriverError, Result};
+use crate::lookup::{is_unbound_kuryr_port, same_cidr};
+use crate::mapping::{self, DEVICE_OWNER, EXISTING_POOL_TAG, EXISTING_PORT_TAG, UNBOUND_PORT_NAME};
+use crate::options::{Family, NeutronOptions};
+use crate::Driver;
+
+impl Driver {
+    pub(crate) async fn request_pool(
+        &self,
+        req: &RequestPoolRequest,
+    ) -> Result<RequestPoolResponse> {
+        let opts = NeutronOptions::parse(&string_options(&req.options.0)?)?;
+        let family = if req.v6 { Family::V6 } else { Family::V4 };
+        let cidr = match req.pool {
+            Some(pool) => {
+                if Family::of(&pool) != family {
+                    return Err(DriverError::invalid(format!(
+                        "Pool {pool} is not an IPv{} network, as V6={} says",
+                        family.ip_version(),
+                        req.v6
+                    )));
+                }
+                if pool.trunc() != pool {
+                    return Err(DriverError::invalid(format!(
+                        "Pool {pool} has host bits set; did you mean --subnet {}?",
+                        pool.trunc()
+                    )));
+                }
+                pool
+            }
+            None if opts.subnet(family).is_some() || opts.pool(family).is_some() => {
+                return Err(DriverError::invalid(
+                    "neutron.subnet.* and neutron.pool.* need --subnet with the CIDR to use",
+                ))
+            }
+            None => return self.request_default_pool(family, &opts).await,
+        };
+        if let Some(sub) = req.sub_pool {
+            if Family::of(&sub) != family || !cidr.contains(&sub) {
+                return Err(DriverError::invalid(format!(
+                    "--ip-range {sub} is not inside --subnet {cidr}"
+                )));
+            }
+        }
+        // A named subnet disambiguates overlapping CIDRs: it must have exactly this CIDR.
+        let subnet = match opts.subnet(family) {
+            Some(named) => {
+                let s = self
+                    .named(self.neutron.subnets(), "subnet", named, |s: &Subnet| &s.id)
+                    .await?;
+                if !same_cidr(&s.cidr, &cidr.to_string()) {
+                    return Err(DriverError::conflict(format!(
+                        "subnet {} has CIDR {}, not {cidr}; pass --subnet {}",
+                        s.id, s.cidr, s.cidr
+                    )));
+                }
+                Some(s)
+            }
+            None => None,
+        };
+        let pool = match opts.pool(family) {
+            Some(named) => self.adopt_pool(named, &cidr, opts.shared).await?,
+            None => {
+                self.kuryr_pool(&cidr, req.sub_pool, subnet.as_ref(), opts.shared)
+                    .await?
+            }
+        };
+        pool_response(&pool, cidr, subnet.as_ref())
+    }
+
+    /// A user-named existing subnetpool: its prefixes must hold the CIDR and its `shared`
+    /// match the option; it is tagged so that kuryr never deletes it.
+    async fn adopt_pool(
+        &self,
+        named: &crate::options::Named,
+        cidr: &IpNet,
+        shared: Option<bool>,
+    ) -> Result<SubnetPool> {
+        let pool = self
+            .named(
+                self.neutron.subnetpools(),
+                "subnetpool",
+                named,
+                |p: &SubnetPool| &p.id,
+            )
+            .await?;
+        let holds = pool
+            .prefixes
+            .iter()
+            .filter_map(|p| p.parse::<IpNet>().ok())
+            .any(|p| p.contains(cidr));
+        if !holds {
+            return Err(DriverError::conflict(format!(
+                "subnetpool {} has the prefixes {}, which do not hold {cidr}; pick a --subnet \
+                 inside them",
+                pool.id,
+                pool.prefixes.join(", ")
+            )));
+        }
+        check_shared("subnetpool", &pool.id, pool.shared, shared)?;
+        self.add_tags(
+            self.neutron.subnetpools(),
+            &pool.id,
+            &pool.tags,
+            &[EXISTING_POOL_TAG.to_string()],
+        )
+        .await
+        .map_err(neutron_err(format_args!("tagging subnetpool {}", pool.id)))?;
+        Ok(pool)
+    }
+
+    /// Find or create `kuryrPool-<cidr>`; one per CIDR (and per named subnet) even when
+    /// several calls race: calls here are serialized per CIDR, and when another host created
+    /// the same pool at the same moment, every racer keeps the one with the smallest id.
+    async fn kuryr_pool(
+        &self,
+        cidr: &IpNet,
+        sub_pool: Option<IpNet>,
+        subnet: Option<&Subnet>,
+        shared: Option<bool>,
+    ) -> Result<SubnetPool> {
+        let subnet_id = subnet.map(|s| s.id.as_str());
+        let _guard = self
+            .locks
+            .lock(format!("pool {cidr} {}", subnet_id.unwrap_or("")))
+            .await;
+        if let Some(pool) = self.find_kuryr_pool(cidr, subnet_id).await? {
+            check_shared("subnetpool", &pool.id, pool.shared, shared)?;
+            return Ok(pool);
+        }
+        if subnet.is_none() {
+            let overlapping = self
+                .neutron
+                .subnets()
+                .list(&Filters::new().eq("cidr", cidr.to_string()))
+                .await
+                .map_err(neutron_err(format_args!(
+                    "looking for subnets with CIDR {cidr}"
+                )))?;
+            if !overlapping.is_empty() {
+                tracing::warn!(
+                    %cidr,
+                    "Neutron already has subnets with this CIDR; to reuse one pass \
+                     -o neutron.subnet.uuid=..., or use a distinct neutron.pool.* per network"
+                );
+            }
+        }
+        let name = mapping::subnetpool_name(&self.config.subnetpool_name_prefix, cidr);
+        let api = self.neutron.subnetpools();
+        let created = api
+            .create(&SubnetPoolSpec {
+                name: Some(name.clone()),
+                prefixes: Some(vec![cidr.to_string()]),
+                default_prefixlen: Some(u32::from(cidr.prefix_len())),
+                shared,
+                ..Default::default()
+            })
+            .await
+            .map_err(neutron_err(format_args!("creating subnetpool {name}")))?;
+        let mut tags: Vec<String> = subnet_id.map(str::to_owned).into_iter().collect();
+        tags.extend(sub_pool.map(|s| mapping::sub_pool_tag(&s)));
+        if !tags.is_empty() {
+            if let Err(e) = api.replace_tags(&created.id, &tags).await {
+                let _ = api.delete(&created.id).await;
+                return Err(DriverError::neutron(
+                    format!("tagging subnetpool {name}"),
+                    &e,
+                ));
+            }
+        }
+        match self.find_kuryr_pool(cidr, subnet_id).await {
+            Ok(Some(winner)) if winner.id != created.id => {
+                // Another host created the same pool at the same time and its id sorts first.
+                tracing::info!(pool = %winner.id, "another kuryr created {name} concurrently; using its pool");
+                let _ = api.delete(&created.id).await;
+                Ok(winner)
+            }
+            Ok(_) => Ok(SubnetPool { tags, ..created }),
+            Err(e) => {
+                let _ = api.delete(&created.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The kuryr pool of a CIDR: named `kuryrPool-<cidr>` with exactly that prefix, tagged
+    /// with the subnet id when one was named, untagged by any subnet id otherwise.
+    async fn find_kuryr_pool(
+        &self,
+        cidr: &IpNet,
+        subnet_id: Option<&str>,
+    ) -> Result<Option<SubnetPool>> {
+        let name = mapping::subnetpool_name(&self.config.subnetpool_name_prefix, cidr);
+        let mut pools = self
+            .neutron
+            .subnetpools()
+            .list(&Filters::new().eq("name", name.as_str()))
+            .await
+            .map_err(neutron_err(format_args!("looking up subnetpool {name}")))?;
+        pools.retain(|p| {
+            p.prefixes.len() == 1
+                && same_cidr(&p.prefixes[0], &cidr.to_string())
+                && match subnet_id {
+                    Some(id) => p.tags.iter().any(|t| t == id),
+                    None => !p.tags.iter().any(|t| mapping::is_uuid(t)),
+                }
+        });
+        pools.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(pools.into_iter().next())
+    }
+
+    /// `docker network create` without `--subnet`: carve the next free block of the default
+    /// subnetpool's default prefix length, and make it a kuryr pool like any other.
+    async fn request_default_pool(
+        &self,
+        family: Family,
+        opts: &NeutronOptions,
+    ) -> Result<RequestPoolResponse> {
+        let name = match family {
+            Family::V4 => &self.config.default_subnetpool_v4,
+            Family::V6 => &self.config.default_subnetpool_v6,
+        };
+        let option = match family {
+            Family::V4 => "default_subnetpool_v4",
+            Family::V6 => "default_subnetpool_v6",
+        };
+        let default = self
+            .named(
+                self.neutron.subnetpools(),
+                "subnetpool",
+                &crate::options::Named::Name(name.clone()),
+                |p: &SubnetPool| &p.id,
+            )
+            .await
+            .map_err(|e| DriverError {
+                message: format!(
+                    "the network has no --subnet, so kuryr takes one from the default \
+                     subnetpool ([neutron] {option} = {name}): {}; create it (openstack subnet \
+                     pool create --pool-prefix <cidr> --default-prefix-length <n> {name}) or \
+                     pass --subnet",
+                    e.message
+                ),
+                ..e
+            })?;
+        let Some(prefix_len) = default.default_prefixlen.and_then(|l| u8::try_from(l).ok()) else {
+            return Err(DriverError::conflict(format!(
+                "default subnetpool {name} has no default_prefixlen; set one \
+                 (openstack subnet pool set --default-prefix-length <n> {name})"
+            )));
+        };
+        // Serialized, so that two networks created at once get different blocks.
+        let _guard = self
+            .locks
+            .lock(format!("default pool {}", default.id))
+            .await;
+        let mut used: Vec<IpNet> = self
+            .neutron
+            .subnets()
+            .list(&Filters::new().eq("subnetpool_id", default.id.as_str()))
+            .await
+            .map_err(neutron_err(format_args!(
+                "listing the subnets of subnetpool {name}"
+            )))?
+            .iter()
+            .filter_map(|s| s.cidr.parse().ok())
+            .collect();
+        let kuryr_prefix = format!("{}-", self.config.subnetpool_name_prefix);
+        let pools = self
+            .neutron
+            .subnetpools()
+            .list(&Filters::new().eq("ip_version", family.ip_version().to_string()))
+            .await
+            .map_err(neutron_err("listing subnetpools"))?;
+        used.extend(
+            pools
+                .iter()
+                .filter(|p| p.name.starts_with(&kuryr_prefix))
+                .flat_map(|p| p.prefixes.iter().filter_map(|c| c.parse::<IpNet>().ok())),
+        );
+        let overlaps = |a: &IpNet, b: &IpNet| a.contains(&b.network()) || b.contains(&a.network());
+        let free = default
+            .prefixes
+            .iter()
+            .filter_map(|p| p.parse::<IpNet>().ok())
+            .filter_map(|p| p.subnets(prefix_len).ok())
+            .flatten()
+            .find(|candidate| !used.iter().any(|u| overlaps(u, candidate)));
+        let Some(cidr) = free else {
+            return Err(DriverError::conflict(format!(
+                "default subnetpool {name} ({}) has no free /{prefix_len} left; add a prefix \
+                 to it or pass --subnet",
+                default.prefixes.join(", ")
+            )));
+        };
+        let pool = self.kuryr_pool(&cidr, None, None, opts.shared).await?;
+        pool_response(&pool, cidr, None)
+    }
+
+    pub(crate) async fn release_pool(&self, req: &ReleasePoolRequest) -> Result<Empty> {
+        let Some(pool) = self.pool(&req.pool_id).await? else {
+            return Ok(Empty {});
+        };
+        // Subnets adopted for this pool carried its id; give them back untouched.
+        let tagged = self
+            .neutron
+            .subnets()
+            .list(&Filters::new().tags([pool.id.as_str()]))
+            .await
+            .map_err(neutron_err(format_args!(
+                "listing the subnets tagged with pool {}",
+                pool.id
+            )))?;
+        for subnet in tagged {
+            self.remove_tags(
+                self.neutron.subnets(),
+                &subnet.id,
+                &subnet.tags,
+                std::slice::from_ref(&pool.id),
+            )
+            .await
+            .map_err(neutron_err(format_args!("untagging subnet {}", subnet.id)))?;
+        }
+        self.forget_pool(&pool).await
+    }
+
+    /// Delete a kuryr pool once no subnet uses it; untag an adopted one once unused.
+    /// A pool still in use is left for the DeleteNetwork that deletes its subnet (Docker
+    /// 20.10 releases the pool before deleting the network; older Docker the other way).
+    pub(crate) async fn forget_pool(&self, pool: &SubnetPool) -> Result<Empty> {
+        let kuryr_prefix = format!("{}-", self.config.subnetpool_name_prefix);
+        if pool.tags.iter().any(|t| t == EXISTING_POOL_TAG) {
+            let in_use = self
+                .neutron
+                .subnets()
+                .list(
+                    &Filters::new()
+                        .eq("subnetpool_id", pool.id.as_str())
+                        .limit(1),
+                )
+                .await
+                .map_err(neutron_err(format_args!(
+                    "listing the subnets of pool {}",
+                    pool.id
+                )))?;
+            if in_use.is_empty() {
+                self.remove_tags(
+                    self.neutron.subnetpools(),
+                    &pool.id,
+                    &pool.tags,
+                    &[EXISTING_POOL_TAG.to_string()],
+                )
+                .await
+                .map_err(neutron_err(format_args!(
+                    "untagging subnetpool {}",
+                    pool.id
+                )))?;
+            }
+            return Ok(Empty {});
+        }
+        if !pool.name.starts_with(&kuryr_prefix) {
+            // Not kuryr's (a default pool, or one named by the user): never deleted.
+            return Ok(Empty {});
+        }
+        match self.neutron.subnetpools().delete(&pool.id).await {
+            Ok(_) => Ok(Empty {}),
+            // Neutron says 400 SubnetPoolDeleteError ("has existing allocations"), or 409.
+            Err(e) if e.is_conflict() || e.kind() == Some("SubnetPoolDeleteError") => {
+                tracing::info!(pool = %pool.id, "subnetpool still has subnets; it goes with its network");
+                Ok(Empty {})
+            }
+            Err(e) => Err(DriverError::neutron(
+                format!("deleting subnetpool {}", pool.id),
+                &e,
+            )),
+        }
+    }
+
+    /// The subnetpool behind a PoolID, or None when it is gone.
+    async fn pool(&self, pool_id: &PoolId) -> Result<Option<SubnetPool>> {
+        if !mapping::is_uuid(pool_id.as_str()) {
+            return Err(DriverError::invalid(format!(
+                "PoolID {} is not a Neutron subnetpool id; was this network's pool requested \
+                 from another IPAM driver?",
+                pool_id.as_str()
+            )));
+        }
+        self.neutron
+            .subnetpools()
+            .get_opt(pool_id.as_str())
+            .await
+            .map_err(neutron_err(format_args!(
+                "looking up subnetpool {}",
+                pool_id.as_str()
+            )))
+    }
+
+    pub(crate) async fn request_address(
+        &self,
+        req: &RequestAddressRequest,
+    ) -> Result<RequestAddressResponse> {
+        let Some(pool) = self.pool(&req.pool_id).await? else {
+            return Err(DriverError::not_found(format!(
+                "subnetpool {} does not exist (any more); remove and re-create the Docker network",
+                req.pool_id.as_str()
+            )));
+        };
+        let subnet = self.subnet_of_pool(&pool).await?;
+        if req.is_gateway() {
+            return gateway_address(&pool, subnet.as_ref(), req.address);
+        }
+        let Some(subnet) = subnet else {
+            return Err(DriverError::not_found(format!(
+                "subnetpool {} has no subnet yet, so no address can be taken from it; create \
+                 the Docker network first (with -d kuryr)",
+                pool.id
+            )));
+        };
+        let mac = req
+            .mac_address()
+            .map_err(|e| DriverError::invalid(format!("Options.{}: {e}", keys::MAC_ADDRESS)))?;
+        let port = match req.address {
+            Some(ip) => self.port_for_address(&subnet, ip, mac.as_ref()).await?,
+            None => self.port_for_any_address(&subnet, mac.as_ref()).await?,
+        };
+        let ip = port
+            .fixed_ips
+            .iter()
+            .find(|f| f.subnet_id == subnet.id)
+            .and_then(|f| f.ip_address.parse::<IpAddr>().ok())
+            .ok_or_else(|| {
+                DriverError::host(format!(
+                    "port {} has no address on subnet {}; Neutron answered without one",
+                    port.id, subnet.id
+                ))
+            })?;
+        Ok(RequestAddressResponse {
+            address: with_prefix(ip, &subnet)?,
+            data: BTreeMap::new(),
+        })
+    }
+
+    /// `--ip`: adopt a free existing port with that address, or create one.
+    async fn port_for_address(
+        &self,
+        subnet: &Subnet,
+        ip: IpAddr,
+        mac: Option<&MacAddress>,
+    ) -> Result<Port> {
+        let existing = self
+            .neutron
+            .ports()
+            .list(
+                &Filters::new()
+                    .eq("network_id", subnet.network_id.as_str())
+                    .eq("fixed_ips", format!("ip_address={ip}")),
+            )
+            .await
+            .map_err(neutron_err(format_args!(
+                "looking for a port with address {ip}"
+            )))?
+            .into_iter()
+            .find(|p| p.fixed_ips.iter().any(|f| f.subnet_id == subnet.id));
+        match existing {
+            Some(port) => self.adopt_existing_port(port, ip).await,
+            None => self.create_ipam_port(subnet, Some(ip), mac).await,
+        }
+    }
+
+    /// An address chosen by Neutron. The MAC Docker chose finds a port the user made for this
+    /// container (`--mac-address`), or the port IPAM made for the other address family of
+    /// the same endpoint (one dual-stack port per endpoint).
+    async fn port_for_any_address(
+        &self,
+        subnet: &Subnet,
+        mac: Option<&MacAddress>,
+    ) -> Result<Port> {
+        if let Some(mac) = mac {
+            let same_mac = self
+                .neutron
+                .ports()
+                .list(
+                    &Filters::new()
+                        .eq("network_id", subnet.network_id.as_str())
+                        .eq("mac_address", mac.to_string()),
+                )
+                .await
+                .map_err(neutron_err(format_args!(
+                    "looking for a port with MAC {mac}"
+                )))?;
+            if let Some(port) = same_mac.into_iter().next() {
+                if let Some(ip) = port
+                    .fixed_ips
+                    .iter()
+                    .find(|f| f.subnet_id == subnet.id)
+                    .and_then(|f| f.ip_address.parse().ok())
+                {
+                    return self.adopt_existing_port(port, ip).await;
+                }
+                if is_unbound_kuryr_port(&port) {
+                    return self.add_address_to_port(port, subnet).await;
+                }
+            }
+        }
+        self.create_ipam_port(subnet, None, mac).await
+    }
+
+    /// A port the user created: tagged as adopted; refused when it already serves something.
+    async fn adopt_existing_port(&self, port: Port, ip: IpAddr) -> Result<Port> {
+        if port.tags.iter().any(|t| t == DEVICE_OWNER) {
+            return Err(DriverError::conflict(format!(
+                "address {ip} is in use by kuryr port {}; pick another --ip or release it",
+                port.id
+            )));
+        }
+        if !port.device_owner.is_empty() || port.tags.iter().any(|t| t == EXISTING_PORT_TAG) {
+            return Err(DriverError::conflict(format!(
+                "address {ip} belongs to port {} which is in use{}; pick another --ip",
+                port.id,
+                if port.device_owner.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by {}", port.device_owner)
+                }
+            )));
+        }
+        self.add_tags(
+            self.neutron.ports(),
+            &port.id,
+            &port.tags,
+            &[EXISTING_PORT_TAG.to_string()],
+        )
+        .await
+        .map_err(neutron_err(format_args!("tagging port {}", port.id)))?;
+        Ok(port)
+    }
+
+    /// Dual stack: the second family's address goes on the first family's port.
+    async fn add_address_to_port(&self, port: Port, subnet: &Subnet) -> Result<Port> {
+        let mut fixed_ips: Vec<FixedIp> = port.fixed_ips.clone();
+        fixed_ips.push(FixedIp {
+            subnet_id: subnet.id.clone(),
+            ip_address: String::new(),
+        });
+        self.neutron
+            .ports()
+            .update(
+                &port.id,
+                &PortSpec {
+                    fixed_ips: Some(fixed_ips),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(neutron_err(format_args!(
+                "adding an address of subnet {} to port {}",
+                subnet.id, port.id
+            )))
+    }
+
+    /// A new unbound port for an address, tagged as kuryr's.
+    async fn create_ipam_port(
+        &self,
+        subnet: &Subnet,
+        ip: Option<IpAddr>,
+        mac: Option<&MacAddress>,
+    ) -> Result<Port> {
+        let tags_inline = self.readiness.tags_on_port_create();
+        let api = self.neutron.ports();
+        let port = api
+            .create(&PortSpec {
+                name: Some(UNBOUND_PORT_NAME.into()),
+                network_id: Some(subnet.network_id.clone()),
+                admin_state_up: Some(true),
+                mac_address: mac.map(ToString::to_string),
+                fixed_ips: Some(vec![FixedIp {
+                    subnet_id: subnet.id.clone(),
+                    ip_address: ip.map(|i| i.to_string()).unwrap_or_default(),
+                }]),
+                tags: tags_inline.then(|| vec![DEVICE_OWNER.to_string()]),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                let what = match ip {
+                    Some(ip) => {
+                        format!("creating a port with address {ip} on subnet {}", subnet.id)
+                    }
+                    None => format!("creating a port on subnet {}", subnet.id),
+                };
+                DriverError::neutron(what, &e)
+            })?;
+        if !port.tags.iter().any(|t| t == DEVICE_OWNER) {
+            if let Err(e) = self
+                .add_tags(
+                    api.clone(),
+                    &port.id,
+                    &port.tags,
+                    &[DEVICE_OWNER.to_string()],
+                )
+                .await
+            {
+                let _ = api.delete(&port.id).await;
+                return Err(DriverError::neutron(
+                    format!("tagging port {}", port.id),
+                    &e,
+                ));
+            }
+        }
+        Ok(port)
+    }
+
+    pub(crate) async fn release_address(&self, req: &ReleaseAddressRequest) -> Result<Empty> {
+        let Some(ip) = req.address else {
+            return Ok(Empty {});
+        };
+        let Some(pool) = self.pool(&req.pool_id).await? else {
+            return Ok(Empty {});
+        };
+        let Some(subnet) = self.subnet_of_pool(&pool).await? else {
+            return Ok(Empty {});
+        };
+        let ports = self
+            .neutron
+            .ports()
+            .list(
+                &Filters::new()
+                    .eq("network_id", subnet.network_id.as_str())
+                    .eq("fixed_ips", format!("ip_address={ip}")),
+            )
+            .await
+            .map_err(neutron_err(format_args!(
+                "looking for the port of address {ip}"
+            )))?;
+        for port in ports
+            .into_iter()
+            .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == subnet.id))
+        {
+            if port.tags.iter().any(|t| t == EXISTING_PORT_TAG) {
+                self.reset_existing_port(&port).await?;
+            } else if port.tags.iter().any(|t| t == DEVICE_OWNER)
+                || (!port.device_id.is_empty() && port.name == format!("{}-port", port.device_id))
+            {
+                match self.neutron.ports().delete(&port.id).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(DriverError::neutron(
+                            format!("deleting port {}", port.id),
+                            &e,
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(Empty {})
+    }
+
+    /// Give an adopted port back as it was: unbound, no owner, none of kuryr's tags.
+    async fn reset_existing_port(&self, port: &Port) -> Result<()> {
+        let reset_device = !port.device_id.is_empty() && port.name.starts_with(&port.device_id);
+        let spec = PortSpec {
+            device_owner: Some(String::new()),
+            binding_host_id: Some(String::new()),
+            device_id: reset_device.then(String::new),
+            ..Default::default()
+        };
+        self.neutron
+            .ports()
+            .update(&port.id, &spec)
+            .await
+            .map_err(neutron_err(format_args!("resetting port {}", port.id)))?;
+        let kuryr_tags: Vec<String> = port
+            .tags
+            .iter()
+            .filter(|t| *t == EXISTING_PORT_TAG || t.starts_with("kuryr.net.uuid."))
+            .cloned()
+            .collect();
+        self.remove_tags(self.neutron.ports(), &port.id, &port.tags, &kuryr_tags)
+            .await
+            .map_err(neutron_err(format_args!("untagging port {}", port.id)))
+    }
+}
+
+/// RequestPool's answer; `Data` carries the gateway so that Docker needs no `--gateway`.
+fn pool_response(
+    pool: &SubnetPool,
+    cidr: IpNet,
+    subnet: Option<&Subnet>,
+) -> Result<RequestPoolResponse> {
+    let gateway = match subnet {
+        Some(s) => s
+            .gateway_ip
+            .as_deref()
+            .and_then(|g| g.parse::<IpAddr>().ok()),
+        None => first_host(&cidr),
+    };
+    let mut data = BTreeMap::new();
+    if let Some(gw) = gateway.and_then(|g| IpNet::new(g, cidr.prefix_len()).ok()) {
+        data.insert(keys::GATEWAY.to_string(), gw.to_string());
+    }
+    Ok(RequestPoolResponse {
+        pool_id: PoolId::new(pool.id.clone()).map_err(DriverError::host)?,
+        pool: cidr,
+        data,
+    })
+}
+
+/// The gateway request: the subnet's gateway once the subnet exists, else what Docker asks
+/// for (or what RequestPool proposed).
+fn gateway_address(
+    pool: &SubnetPool,
+    subnet: Option<&Subnet>,
+    requested: Option<IpAddr>,
+) -> Result<RequestAddressResponse> {
+    let answer = |ip: IpAddr, prefix: u8| -> Result<RequestAddressResponse> {
+        Ok(RequestAddressResponse {
+            address: IpNet::new(ip, prefix)
+                .map_err(|e| DriverError::invalid(format!("gateway {ip}/{prefix}: {e}")))?,
+            data: BTreeMap::new(),
+        })
+    };
+    match subnet {
+        Some(s) => {
+            let cidr: IpNet = s.cidr.parse().map_err(|_| {
+                DriverError::host(format!(
+                    "subnet {} has an unreadable CIDR {:?}",
+                    s.id, s.cidr
+                ))
+            })?;
+            let current = s
+                .gateway_ip
+                .as_deref()
+                .and_then(|g| g.parse::<IpAddr>().ok());
+            match (requested, current) {
+                (Some(want), Some(have)) if want != have => Err(DriverError::conflict(format!(
+                    "--gateway {want} differs from the gateway {have} of subnet {}; pass \
+                     --gateway {have} or leave it out",
+                    s.id
+                ))),
+                (Some(want), None) => Err(DriverError::conflict(format!(
+                    "subnet {} has no gateway, so --gateway {want} cannot be honoured; leave it out",
+                    s.id
+                ))),
+                (_, Some(have)) => answer(have, cidr.prefix_len()),
+                // No gateway: an all-zero placeholder, as upstream answers.
+                (None, None) => match cidr {
+                    IpNet::V4(_) => answer(IpAddr::from([0, 0, 0, 0]), 0),
+                    IpNet::V6(_) => answer(IpAddr::from([0u16; 8]), 0),
+                },
+            }
+        }
+        None => {
+            let prefix: IpNet = pool
+                .prefixes
+                .iter()
+                .filter_map(|p| p.parse::<IpNet>().ok())
+                .find(|p| requested.is_none_or(|ip| p.contains(&ip)))
+                .ok_or_else(|| match requested {
+                    Some(ip) => DriverError::invalid(format!(
+                        "--gateway {ip} is outside the pool {}",
+                        pool.prefixes.join(", ")
+                    )),
+                    None => DriverError::host(format!("subnetpool {} has no prefix", pool.id)),
+                })?;
+            let ip = requested.or_else(|| first_host(&prefix)).ok_or_else(|| {
+                DriverError::invalid(format!("{prefix} is too small to have a gateway"))
+            })?;
+            answer(ip, prefix.prefix_len())
+        }
+    }
+}
+
+/// The first usable address of a network, which Neutron also picks as default gateway.
+pub(crate) fn first_host(net: &IpNet) -> Option<IpAddr> {
+    if net.prefix_len() + 1 >= net.max_prefix_len() {
+        return None;
+    }
+    net.hosts().next().map(|ip| match (net, ip) {
+        // IPv6 `hosts()` starts at the subnet-router anycast address; skip it.
+        (IpNet::V6(n), IpAddr::V6(a)) if a == n.network() => {
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) + 1))
+        }
+        _ => ip,
+    })
+}
+
+/// `ip/prefix` of the subnet the address is on.
+fn with_prefix(ip: IpAddr, subnet: &Subnet) -> Result<IpNet> {
+    let cidr: IpNet = subnet.cidr.parse().map_err(|_| {
+        DriverError::host(format!(
+            "subnet {} has an unreadable CIDR {:?}",
+            subnet.id, subnet.cidr
+        ))
+    })?;
+    IpNet::new(ip, cidr.prefix_len())
+        .map_err(|e| DriverError::host(format!("address {ip} on subnet {}: {e}", subnet.id)))
+}
+
+/// A `shared` option must match what the resource already is.
+pub(crate) fn check_shared(what: &str, id: &str, actual: bool, wanted: Option<bool>) -> Result<()> {
+    match wanted {
+        Some(w) if w != actual => Err(DriverError::conflict(format!(
+            "neutron.net.shared={w} conflicts with {what} {id}, which has shared={actual}; \
+             drop the option or make them agree"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// IPAM options as strings (Docker sends `--ipam-opt` values as strings).
+fn string_options(map: &serde_json::Map<String, Value>) -> Result<BTreeMap<String, String>> {
+    map.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            Value::Bool(b) => Ok((k.clone(), b.to_string())),
+            _ if !k.starts_with("neutron.") => Ok((k.clone(), v.to_string())),
+            _ => Err(DriverError::invalid(format!("option {k} must be a string"))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_hosts() {
+        assert_eq!(
+            first_host(&"10.0.0.0/24".parse().unwrap()),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            first_host(&"fd00::/64".parse().unwrap()),
+            Some("fd00::1".parse().unwrap())
+        );
+        assert_eq!(first_host(&"10.0.0.0/31".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn pool_response_proposes_the_first_host_as_gateway() {
+        let pool = SubnetPool {
+            id: "9a7c1f0e-3b2d-4c5e-8f6a-1b2c3d4e5f60".into(),
+            ..Default::default()
+        };
+        let r = pool_response(&pool, "10.1.0.0/16".parse().unwrap(), None).unwrap();
+        assert_eq!(r.data[keys::GATEWAY], "10.1.0.1/16");
+        assert_eq!(r.pool_id.as_str(), pool.id);
+    }
+}

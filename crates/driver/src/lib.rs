@@ -1,0 +1,201 @@
+//! The Docker network and IPAM driver on Neutron.
+//!
+//! Each libnetwork call ([`kuryr_libnetwork::Call`]) becomes a few Neutron requests; what ties
+//! Docker's ids to Neutron's resources lives only in Neutron's names and tags
+//! ([`mapping`]), with the same scheme as the upstream Python kuryr-libnetwork. The driver
+//! keeps no state between calls, so it can be restarted between any two of them.
+//!
+//! The modules follow Docker's objects: [`ipam`] (pools and addresses), [`network`],
+//! [`endpoint`] (ports and the host's veth), [`expose`] (`--expose` security groups).
+
+pub mod endpoint;
+pub mod error;
+pub mod expose;
+pub mod ipam;
+mod locks;
+mod lookup;
+pub mod mapping;
+pub mod network;
+pub mod options;
+mod readiness;
+
+use std::time::Duration;
+
+use kuryr_libnetwork::ipam::{Capabilities as IpamCapabilities, DefaultAddressSpaces};
+use kuryr_libnetwork::network::{AllocateNetworkResponse, Capabilities};
+use kuryr_libnetwork::plugin::{ActivateResponse, Empty};
+use kuryr_libnetwork::Call;
+use kuryr_openstack::neutron::Neutron;
+use serde::Serialize;
+use serde_json::Value;
+
+pub use error::{DriverError, Result};
+pub use readiness::Readiness;
+
+/// What the driver needs from kuryr.conf and the host.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// `binding:host_id` of the ports bound here (this host's name, as Neutron agents use it).
+    pub host_id: String,
+    /// `capability_scope`: `local` or `global`.
+    pub capability_scope: String,
+    pub local_default_address_space: String,
+    pub global_default_address_space: String,
+    /// `subnetpool_name_prefix` (`kuryrPool`).
+    pub subnetpool_name_prefix: String,
+    /// `[neutron] default_subnetpool_v4` / `_v6`: where networks without `--subnet` get one.
+    pub default_subnetpool_v4: String,
+    pub default_subnetpool_v6: String,
+    /// `[neutron] enable_dhcp` for the subnets kuryr creates.
+    pub enable_dhcp: bool,
+    /// `[binding] veth_dst_prefix`: the container interface is named this plus a number.
+    pub veth_dst_prefix: String,
+    /// `process_external_connectivity`: whether `--expose` becomes security groups.
+    pub process_external_connectivity: bool,
+    /// `[neutron] vif_plugging_is_fatal` / `vif_plugging_timeout` (zero: no limit).
+    pub vif_plugging_is_fatal: bool,
+    pub vif_plugging_timeout: Duration,
+}
+
+/// The driver: one per daemon, shared by all connections.
+pub struct Driver {
+    neutron: Neutron,
+    config: DriverConfig,
+    readiness: Readiness,
+    locks: locks::KeyedLocks,
+    netlink: tokio::sync::OnceCell<kuryr_binding::Netlink>,
+}
+
+impl Driver {
+    pub fn new(neutron: Neutron, config: DriverConfig) -> Driver {
+        Driver {
+            neutron,
+            config,
+            readiness: Readiness::default(),
+            locks: locks::KeyedLocks::default(),
+            netlink: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn config(&self) -> &DriverConfig {
+        &self.config
+    }
+
+    pub fn neutron(&self) -> &Neutron {
+        &self.neutron
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Check Neutron's extensions until they answer, with backoff (1 s doubling to 30 s);
+    /// meanwhile calls that need Neutron are answered with why it is not usable yet.
+    pub async fn wait_for_neutron(&self) {
+        readiness::probe_until_ready(&self.neutron, &self.readiness).await;
+    }
+
+    /// Answer one plugin call.
+    ///
+    /// # Errors
+    /// [`DriverError`] with the status and message to send to Docker.
+    pub async fn handle(&self, call: Call) -> Result<Value> {
+        let name = call_name(&call);
+        self.dispatch(call).await.map_err(|e| e.in_call(name))
+    }
+
+    async fn dispatch(&self, call: Call) -> Result<Value> {
+        // Calls answered without Neutron.
+        match &call {
+            Call::Activate => return json(ActivateResponse::network_and_ipam()),
+            Call::NetworkCapabilities => {
+                return json(Capabilities {
+                    scope: self.config.capability_scope.clone(),
+                    connectivity_scope: Some(self.config.capability_scope.clone()),
+                })
+            }
+            Call::IpamCapabilities => {
+                return json(IpamCapabilities {
+                    requires_mac_address: true,
+                    requires_request_replay: false,
+                })
+            }
+            Call::DefaultAddressSpaces => {
+                return json(DefaultAddressSpaces {
+                    local: self.config.local_default_address_space.clone(),
+                    global: self.config.global_default_address_space.clone(),
+                })
+            }
+            Call::AllocateNetwork(req) => {
+                return json(AllocateNetworkResponse {
+                    options: req.options.clone(),
+                })
+            }
+            Call::FreeNetwork(_)
+            | Call::Leave(_)
+            | Call::DiscoverNew(_)
+            | Call::DiscoverDelete(_) => return json(Empty {}),
+            _ => {}
+        }
+        self.readiness.check()?;
+        match call {
+            Call::RequestPool(req) => json(self.request_pool(&req).await?),
+            Call::ReleasePool(req) => json(self.release_pool(&req).await?),
+            Call::RequestAddress(req) => json(self.request_address(&req).await?),
+            Call::ReleaseAddress(req) => json(self.release_address(&req).await?),
+            Call::CreateNetwork(req) => json(self.create_network(&req).await?),
+            Call::DeleteNetwork(req) => json(self.delete_network(&req).await?),
+            Call::CreateEndpoint(req) => json(self.create_endpoint(&req).await?),
+            Call::EndpointOperInfo(req) => json(self.endpoint_oper_info(&req).await?),
+            Call::DeleteEndpoint(req) => json(self.delete_endpoint(&req).await?),
+            Call::Join(req) => json(self.join(&req).await?),
+            Call::ProgramExternalConnectivity(req) => json(self.program_external(&req).await?),
+            Call::RevokeExternalConnectivity(req) => json(self.revoke_external(&req).await?),
+            other => Err(DriverError::host(format!(
+                "{} has no handler; this is a bug in kuryr",
+                call_name(&other)
+            ))),
+        }
+    }
+
+    /// The netlink connection, opened on first use (calls that never touch the host,
+    /// and hosts without CAP_NET_ADMIN for IPAM-only use, do not need it).
+    async fn netlink(&self) -> Result<&kuryr_binding::Netlink> {
+        self.netlink
+            .get_or_try_init(kuryr_binding::Netlink::connect)
+            .await
+            .map_err(|e| DriverError::host(format!("opening a netlink socket: {e}")))
+    }
+}
+
+fn json<T: Serialize>(value: T) -> Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|e| DriverError::host(format!("encoding the answer: {e}; this is a bug in kuryr")))
+}
+
+/// The protocol name of a call, for messages and logs.
+pub fn call_name(call: &Call) -> &'static str {
+    match call {
+        Call::Activate => "Plugin.Activate",
+        Call::NetworkCapabilities => "NetworkDriver.GetCapabilities",
+        Call::CreateNetwork(_) => "NetworkDriver.CreateNetwork",
+        Call::DeleteNetwork(_) => "NetworkDriver.DeleteNetwork",
+        Call::AllocateNetwork(_) => "NetworkDriver.AllocateNetwork",
+        Call::FreeNetwork(_) => "NetworkDriver.FreeNetwork",
+        Call::CreateEndpoint(_) => "NetworkDriver.CreateEndpoint",
+        Call::EndpointOperInfo(_) => "NetworkDriver.EndpointOperInfo",
+        Call::DeleteEndpoint(_) => "NetworkDriver.DeleteEndpoint",
+        Call::Join(_) => "NetworkDriver.Join",
+        Call::Leave(_) => "NetworkDriver.Leave",
+        Call::DiscoverNew(_) => "NetworkDriver.DiscoverNew",
+        Call::DiscoverDelete(_) => "NetworkDriver.DiscoverDelete",
+        Call::ProgramExternalConnectivity(_) => "NetworkDriver.ProgramExternalConnectivity",
+        Call::RevokeExternalConnectivity(_) => "NetworkDriver.RevokeExternalConnectivity",
+        Call::IpamCapabilities => "IpamDriver.GetCapabilities",
+        Call::DefaultAddressSpaces => "IpamDriver.GetDefaultAddressSpaces",
+        Call::RequestPool(_) => "IpamDriver.RequestPool",
+        Call::ReleasePool(_) => "IpamDriver.ReleasePool",
+        Call::RequestAddress(_) => "IpamDriver.RequestAddress",
+        Call::ReleaseAddress(_) => "IpamDriver.ReleaseAddress",
+    }
+}

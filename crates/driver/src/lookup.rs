@@ -1,0 +1,192 @@
+//! Neutron lookups shared by the calls: everything kuryr maps is found by its tags.
+
+use ipnet::IpNet;
+use kuryr_libnetwork::DockerId;
+use kuryr_openstack::neutron::{Api, Resource, Taggable};
+use kuryr_openstack::neutron::{Filters, Network, Port, Subnet, SubnetPool};
+
+use crate::error::{neutron_err, DriverError, Result};
+use crate::mapping::{self, id_tags};
+use crate::options::Named;
+use crate::Driver;
+
+impl Driver {
+    /// The Neutron network of a Docker network, found by the id tags.
+    pub(crate) async fn network_of(&self, docker_id: &DockerId) -> Result<Option<Network>> {
+        let mut found = self
+            .neutron
+            .networks()
+            .list(&Filters::new().tags(id_tags(docker_id)))
+            .await
+            .map_err(neutron_err(format_args!(
+                "looking up the Neutron network of Docker network {}",
+                docker_id.as_str()
+            )))?;
+        match found.len() {
+            0 | 1 => Ok(found.pop()),
+            n => Err(DriverError::conflict(format!(
+                "{n} Neutron networks carry the tags of Docker network {}: {}; remove the \
+                 tags from all but one",
+                docker_id.as_str(),
+                found
+                    .iter()
+                    .map(|n| n.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// The Neutron port of a Docker endpoint, found by the id tags.
+    pub(crate) async fn port_of(&self, endpoint: &DockerId) -> Result<Option<Port>> {
+        let mut found = self
+            .neutron
+            .ports()
+            .list(&Filters::new().tags(id_tags(endpoint)))
+            .await
+            .map_err(neutron_err(format_args!(
+                "looking up the Neutron port of endpoint {}",
+                endpoint.as_str()
+            )))?;
+        match found.len() {
+            0 | 1 => Ok(found.pop()),
+            n => Err(DriverError::conflict(format!(
+                "{n} Neutron ports carry the tags of endpoint {}; remove the tags from all \
+                 but one",
+                endpoint.as_str()
+            ))),
+        }
+    }
+
+    /// The subnets of a network.
+    pub(crate) async fn subnets_of(&self, network_id: &str) -> Result<Vec<Subnet>> {
+        self.neutron
+            .subnets()
+            .list(&Filters::new().eq("network_id", network_id))
+            .await
+            .map_err(neutron_err(format_args!(
+                "listing the subnets of Neutron network {network_id}"
+            )))
+    }
+
+    /// The subnets whose addresses a pool hands out: allocated from the pool, or adopted
+    /// and tagged with its id; when several, the one whose CIDR is the pool's prefix.
+    pub(crate) async fn subnet_of_pool(&self, pool: &SubnetPool) -> Result<Option<Subnet>> {
+        let api = self.neutron.subnets();
+        let doing = || format!("looking up the subnet of subnetpool {}", pool.id);
+        let mut found = api
+            .list(&Filters::new().eq("subnetpool_id", pool.id.as_str()))
+            .await
+            .map_err(|e| DriverError::neutron(doing(), &e))?;
+        let tagged = api
+            .list(&Filters::new().tags([pool.id.as_str()]))
+            .await
+            .map_err(|e| DriverError::neutron(doing(), &e))?;
+        for s in tagged {
+            if !found.iter().any(|f| f.id == s.id) {
+                found.push(s);
+            }
+        }
+        if found.len() > 1 {
+            found.retain(|s| pool.prefixes.iter().any(|p| same_cidr(p, &s.cidr)));
+        }
+        match found.len() {
+            0 | 1 => Ok(found.pop()),
+            _ => Err(DriverError::conflict(format!(
+                "subnetpool {} has several subnets with its prefix ({}); kuryr cannot tell \
+                 which Docker network an address is for: give each network its own pool",
+                pool.id,
+                found
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// A resource named by the user: it must exist, and a name must be unique.
+    pub(crate) async fn named<R: Resource>(
+        &self,
+        api: Api<R>,
+        what: &str,
+        named: &Named,
+        id_of: impl Fn(&R) -> &str,
+    ) -> Result<R> {
+        match named {
+            Named::Id(id) => match api.get_opt(id).await {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(DriverError::not_found(format!(
+                    "no Neutron {what} with id {id}; check the id (openstack {what} list)"
+                ))),
+                Err(e) => Err(DriverError::neutron(format!("looking up {what} {id}"), &e)),
+            },
+            Named::Name(name) => {
+                let mut found = api
+                    .list(&Filters::new().eq("name", name.as_str()))
+                    .await
+                    .map_err(neutron_err(format_args!("looking up {what} {name:?}")))?;
+                match found.len() {
+                    0 => Err(DriverError::not_found(format!(
+                        "no Neutron {what} named {name:?}; check the name or pass its uuid"
+                    ))),
+                    1 => Ok(found.remove(0)),
+                    n => Err(DriverError::conflict(format!(
+                        "{n} Neutron {what}s are named {name:?} ({}); pass the uuid instead",
+                        found.iter().map(&id_of).collect::<Vec<_>>().join(", ")
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Add tags to a resource in one request (a no-op when it has them all).
+    pub(crate) async fn add_tags<R: Taggable>(
+        &self,
+        api: Api<R>,
+        id: &str,
+        current: &[String],
+        add: &[String],
+    ) -> kuryr_openstack::Result<()> {
+        if add.iter().all(|t| current.contains(t)) {
+            return Ok(());
+        }
+        let mut tags = current.to_vec();
+        tags.extend(add.iter().filter(|t| !current.contains(t)).cloned());
+        api.replace_tags(id, &tags).await.map(|_| ())
+    }
+
+    /// Remove tags from a resource in one request (a no-op when it has none of them).
+    pub(crate) async fn remove_tags<R: Taggable>(
+        &self,
+        api: Api<R>,
+        id: &str,
+        current: &[String],
+        remove: &[String],
+    ) -> kuryr_openstack::Result<()> {
+        if !current.iter().any(|t| remove.contains(t)) {
+            return Ok(());
+        }
+        let tags: Vec<String> = current
+            .iter()
+            .filter(|t| !remove.contains(t))
+            .cloned()
+            .collect();
+        api.replace_tags(id, &tags).await.map(|_| ())
+    }
+}
+
+/// Whether two CIDR strings are the same network (`fd00::/64` vs `fd00:0::/64`).
+pub(crate) fn same_cidr(a: &str, b: &str) -> bool {
+    match (a.parse::<IpNet>(), b.parse::<IpNet>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Whether a port is one kuryr's IPAM created and no endpoint has adopted yet.
+pub(crate) fn is_unbound_kuryr_port(port: &Port) -> bool {
+    port.tags.iter().any(|t| t == mapping::DEVICE_OWNER)
+        && port.name == mapping::UNBOUND_PORT_NAME
+        && port.device_id.is_empty()
+}

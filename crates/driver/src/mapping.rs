@@ -1,0 +1,149 @@
+//! How Docker objects are named and tagged in Neutron: the same scheme as the upstream Python
+//! kuryr-libnetwork, so that each driver finds what the other created.
+//!
+//! Neutron tags are at most 60 characters, so a 64-character Docker id is split into two
+//! tags (`lh` = first 32, `uh` = last 32 characters).
+
+use ipnet::IpNet;
+use kuryr_libnetwork::DockerId;
+
+/// `device_owner` of the ports kuryr binds, and the tag of the ports its IPAM created.
+pub const DEVICE_OWNER: &str = "compute:kuryr";
+/// Name of a port created by IPAM RequestAddress, before an endpoint adopts it.
+pub const UNBOUND_PORT_NAME: &str = "kuryr-unbound-port";
+/// Tag of an existing Neutron port a container adopted (reset, not deleted, on release).
+pub const EXISTING_PORT_TAG: &str = "kuryr.port.existing";
+/// Tag of an existing subnetpool a Docker network uses (never deleted).
+pub const EXISTING_POOL_TAG: &str = "kuryr.subnetpool.existing";
+/// Prefix of the subnets kuryr creates (the only subnets it deletes).
+pub const SUBNET_NAME_PREFIX: &str = "kuryr-subnet-";
+const LOWER_HALF: &str = "kuryr.net.uuid.lh:";
+const UPPER_HALF: &str = "kuryr.net.uuid.uh:";
+const EXISTING_NET_PREFIX: &str = "kuryr.net.existing:";
+/// Tag on a kuryr subnetpool recording Docker's `--ip-range` for the subnet to come.
+const SUB_POOL_PREFIX: &str = "kuryr.subpool:";
+
+/// The two tags that carry a Docker network or endpoint id.
+pub fn id_tags(id: &DockerId) -> [String; 2] {
+    let (low, high) = id.halves();
+    [format!("{LOWER_HALF}{low}"), format!("{UPPER_HALF}{high}")]
+}
+
+/// Tag that marks an existing Neutron network as used by this Docker network (one per
+/// Docker network, so that two of them can share one Neutron network).
+pub fn existing_network_tag(id: &DockerId) -> String {
+    let short: String = id.as_str().chars().take(12).collect();
+    format!("{EXISTING_NET_PREFIX}{short}")
+}
+
+/// Whether a tag marks a network as adopted by some Docker network.
+pub fn is_existing_network_tag(tag: &str) -> bool {
+    tag.starts_with(EXISTING_NET_PREFIX)
+}
+
+/// Name of a Neutron network kuryr creates.
+pub fn network_name(id: &DockerId) -> String {
+    let short: String = id.as_str().chars().take(8).collect();
+    format!("kuryr-net-{short}")
+}
+
+/// Name of a subnet kuryr creates.
+pub fn subnet_name(cidr: &IpNet) -> String {
+    format!("{SUBNET_NAME_PREFIX}{cidr}")
+}
+
+/// Name of a port kuryr creates in CreateEndpoint when IPAM made none.
+pub fn endpoint_port_name(endpoint: &DockerId) -> String {
+    format!("{}-port", endpoint.as_str())
+}
+
+/// Name of a subnetpool kuryr creates for a CIDR.
+pub fn subnetpool_name(prefix: &str, cidr: &IpNet) -> String {
+    format!("{prefix}-{cidr}")
+}
+
+/// Name of the security group of an endpoint's exposed ports.
+pub fn exposed_ports_group_name(port_id: &str) -> String {
+    format!("{port_id}-exposed_ports")
+}
+
+/// Description of that security group (as upstream writes it).
+pub const EXPOSED_PORTS_GROUP_DESCRIPTION: &str = "Docker exposed ports created by Kuryr.";
+
+/// Tag recording an `--ip-range`.
+pub fn sub_pool_tag(sub_pool: &IpNet) -> String {
+    format!("{SUB_POOL_PREFIX}{sub_pool}")
+}
+
+/// The `--ip-range` recorded on a subnetpool, if any.
+pub fn sub_pool_of(tags: &[String]) -> Option<IpNet> {
+    tags.iter()
+        .find_map(|t| t.strip_prefix(SUB_POOL_PREFIX))
+        .and_then(|c| c.parse().ok())
+}
+
+/// Whether a string looks like a Neutron UUID (subnet ids tag subnetpools, pool ids tag subnets).
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> DockerId {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn names_and_tags_match_upstream() {
+        let net = id("491ee57776dafe4e722448fb7ce70efb8641ac2ced6b4431cbd3dba4e1fad8c2");
+        assert_eq!(network_name(&net), "kuryr-net-491ee577");
+        assert_eq!(
+            id_tags(&net),
+            [
+                "kuryr.net.uuid.lh:491ee57776dafe4e722448fb7ce70efb".to_string(),
+                "kuryr.net.uuid.uh:8641ac2ced6b4431cbd3dba4e1fad8c2".to_string()
+            ]
+        );
+        assert_eq!(
+            existing_network_tag(&net),
+            "kuryr.net.existing:491ee57776da"
+        );
+        assert_eq!(
+            subnet_name(&"10.99.0.0/24".parse().unwrap()),
+            "kuryr-subnet-10.99.0.0/24"
+        );
+        assert_eq!(
+            subnetpool_name("kuryrPool", &"fd00::/64".parse().unwrap()),
+            "kuryrPool-fd00::/64"
+        );
+        assert_eq!(endpoint_port_name(&net), format!("{}-port", net.as_str()));
+    }
+
+    #[test]
+    fn sub_pool_round_trips_through_a_tag() {
+        let r: IpNet = "10.0.1.0/24".parse().unwrap();
+        let tags = vec!["x".to_string(), sub_pool_tag(&r)];
+        assert_eq!(sub_pool_of(&tags), Some(r));
+        assert!(
+            sub_pool_tag(
+                &"fd00:1234:5678:9abc:def0:1234:5678:9a00/120"
+                    .parse()
+                    .unwrap()
+            )
+            .len()
+                <= 60
+        );
+    }
+
+    #[test]
+    fn uuids() {
+        assert!(is_uuid("9a7c1f0e-3b2d-4c5e-8f6a-1b2c3d4e5f60"));
+        assert!(!is_uuid("kuryr.subnetpool.existing"));
+    }
+}

@@ -1,0 +1,497 @@
+//! CreateNetwork and DeleteNetwork: a Docker network is a Neutron network (created, or an
+//! existing one adopted with `neutron.net.*`) with one subnet per address family.
+//!
+//! Only what kuryr created is deleted: an adopted network is untagged, and of its subnets
+//! only the `kuryr-subnet-*` ones are removed.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use kuryr_libnetwork::network::{CreateNetworkRequest, IpamData, NetworkRequest};
+use kuryr_libnetwork::plugin::Empty;
+use kuryr_libnetwork::DockerId;
+use kuryr_openstack::neutron::{
+    AllocationPool, Filters, Network, NetworkSpec, Subnet, SubnetPool, SubnetSpec,
+};
+
+use crate::error::{neutron_err, DriverError, Result};
+use crate::ipam::check_shared;
+use crate::lookup::same_cidr;
+use crate::mapping::{self, existing_network_tag, id_tags, DEVICE_OWNER, SUBNET_NAME_PREFIX};
+use crate::options::{Family, NeutronOptions};
+use crate::Driver;
+
+/// What CreateNetwork did so far, to undo it when a later step fails.
+#[derive(Default)]
+struct Undo {
+    created_network: Option<String>,
+    tagged_network: Option<(String, Vec<String>)>,
+    created_subnets: Vec<String>,
+    tagged_subnets: Vec<(String, Vec<String>)>,
+}
+
+impl Driver {
+    pub(crate) async fn create_network(&self, req: &CreateNetworkRequest) -> Result<Empty> {
+        let generic = req
+            .options
+            .generic()
+            .map_err(|e| DriverError::invalid(format!("Options: {e}")))?;
+        let opts = NeutronOptions::parse(&generic)?;
+        let families = [
+            (Family::V4, req.ipv4_data.first()),
+            (Family::V6, req.ipv6_data.first()),
+        ];
+        for (family, data) in families {
+            if let Some(d) = data {
+                check_ipam_data(family, d)?;
+            }
+        }
+        let mut undo = Undo::default();
+        let result = self
+            .create_network_steps(req, &opts, &families, &mut undo)
+            .await;
+        if result.is_err() {
+            self.undo(undo).await;
+        }
+        result.map(|_| Empty {})
+    }
+
+    async fn create_network_steps(
+        &self,
+        req: &CreateNetworkRequest,
+        opts: &NeutronOptions,
+        families: &[(Family, Option<&IpamData>); 2],
+        undo: &mut Undo,
+    ) -> Result<()> {
+        let network = self.network_for(&req.network_id, opts, undo).await?;
+        for (family, data) in families {
+            if let Some(data) = data {
+                self.ensure_subnet(&network, *family, data, opts, undo)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The Neutron network: already mapped (a retried call), adopted, or created.
+    async fn network_for(
+        &self,
+        docker_id: &DockerId,
+        opts: &NeutronOptions,
+        undo: &mut Undo,
+    ) -> Result<Network> {
+        if let Some(network) = self.network_of(docker_id).await? {
+            return Ok(network);
+        }
+        let api = self.neutron.networks();
+        let mut tags = id_tags(docker_id).to_vec();
+        if let Some(named) = &opts.network {
+            let network = self
+                .named(api.clone(), "network", named, |n: &Network| &n.id)
+                .await?;
+            check_shared("network", &network.id, network.shared, opts.shared)?;
+            tags.push(existing_network_tag(docker_id));
+            self.add_tags(api, &network.id, &network.tags, &tags)
+                .await
+                .map_err(neutron_err(format_args!("tagging network {}", network.id)))?;
+            undo.tagged_network = Some((network.id.clone(), tags));
+            return Ok(network);
+        }
+        let name = mapping::network_name(docker_id);
+        let network = api
+            .create(&NetworkSpec {
+                name: Some(name.clone()),
+                admin_state_up: Some(true),
+                shared: opts.shared,
+                ..Default::default()
+            })
+            .await
+            .map_err(neutron_err(format_args!("creating network {name}")))?;
+        undo.created_network = Some(network.id.clone());
+        api.replace_tags(&network.id, &tags)
+            .await
+            .map_err(neutron_err(format_args!("tagging network {}", network.id)))?;
+        Ok(Network { tags, ..network })
+    }
+
+    /// The network's subnet for one family: an existing one with exactly the pool's CIDR
+    /// is adopted, otherwise `kuryr-subnet-<cidr>` is created from the pool.
+    async fn ensure_subnet(
+        &self,
+        network: &Network,
+        family: Family,
+        data: &IpamData,
+        opts: &NeutronOptions,
+        undo: &mut Undo,
+    ) -> Result<()> {
+        let cidr = data.pool;
+        let gateway = data.gateway.map(|g| g.addr());
+        let on_network: Vec<Subnet> = self
+            .subnets_of(&network.id)
+            .await?
+            .into_iter()
+            .filter(|s| same_cidr(&s.cidr, &cidr.to_string()))
+            .collect();
+        let named_subnet = match opts.subnet(family) {
+            Some(named) => Some(
+                self.named(self.neutron.subnets(), "subnet", named, |s: &Subnet| &s.id)
+                    .await?,
+            ),
+            None => None,
+        };
+        let pool = self
+            .pool_for_network(&cidr, family, opts, named_subnet.as_ref())
+            .await?;
+        match on_network.as_slice() {
+            [] => {
+                if let Some(s) = &named_subnet {
+                    return Err(DriverError::conflict(format!(
+                        "{} names subnet {}, which is on network {}, not on {}; pass the \
+                         subnet's network with -o neutron.net.uuid={}",
+                        NeutronOptions::subnet_key(family),
+                        s.id,
+                        s.network_id,
+                        network.id,
+                        s.network_id
+                    )));
+                }
+                self.create_subnet(network, family, cidr, gateway, pool.as_ref(), undo)
+                    .await
+            }
+            [existing] => {
+                if let Some(s) = &named_subnet {
+                    if s.id != existing.id {
+                        return Err(DriverError::conflict(format!(
+                            "network {} has subnet {} with CIDR {cidr}, not the subnet {} \
+                             that {} names",
+                            network.id,
+                            existing.id,
+                            s.id,
+                            NeutronOptions::subnet_key(family)
+                        )));
+                    }
+                }
+                let current = existing
+                    .gateway_ip
+                    .as_deref()
+                    .and_then(|g| g.parse::<IpAddr>().ok());
+                if let (Some(want), Some(have)) = (gateway, current) {
+                    if want != have {
+                        return Err(DriverError::conflict(format!(
+                            "--gateway {want} differs from the gateway {have} of existing \
+                             subnet {}; pass --gateway {have}",
+                            existing.id
+                        )));
+                    }
+                }
+                if let Some(pool) = &pool {
+                    let tag = vec![pool.id.clone()];
+                    self.add_tags(self.neutron.subnets(), &existing.id, &existing.tags, &tag)
+                        .await
+                        .map_err(neutron_err(format_args!("tagging subnet {}", existing.id)))?;
+                    undo.tagged_subnets.push((existing.id.clone(), tag));
+                }
+                Ok(())
+            }
+            several => Err(DriverError::conflict(format!(
+                "network {} has {} subnets with CIDR {cidr} ({}); kuryr needs exactly one",
+                network.id,
+                several.len(),
+                several
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// The subnetpool IPAM made for this CIDR; None when the network's addresses come
+    /// from another IPAM driver (Docker's default), which kuryr supports too.
+    async fn pool_for_network(
+        &self,
+        cidr: &IpNet,
+        family: Family,
+        opts: &NeutronOptions,
+        subnet: Option<&Subnet>,
+    ) -> Result<Option<SubnetPool>> {
+        if let Some(named) = opts.pool(family) {
+            return self
+                .named(
+                    self.neutron.subnetpools(),
+                    "subnetpool",
+                    named,
+                    |p: &SubnetPool| &p.id,
+                )
+                .await
+                .map(Some);
+        }
+        let name = mapping::subnetpool_name(&self.config.subnetpool_name_prefix, cidr);
+        let mut pools = self
+            .neutron
+            .subnetpools()
+            .list(&Filters::new().eq("name", name.as_str()))
+            .await
+            .map_err(neutron_err(format_args!("looking up subnetpool {name}")))?;
+        pools.retain(|p| match subnet {
+            Some(s) => p.tags.contains(&s.id),
+            None => !p.tags.iter().any(|t| mapping::is_uuid(t)),
+        });
+        pools.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(pools.into_iter().next())
+    }
+
+    async fn create_subnet(
+        &self,
+        network: &Network,
+        family: Family,
+        cidr: IpNet,
+        gateway: Option<IpAddr>,
+        pool: Option<&SubnetPool>,
+        undo: &mut Undo,
+    ) -> Result<()> {
+        let name = mapping::subnet_name(&cidr);
+        let allocation_pools = pool
+            .and_then(|p| mapping::sub_pool_of(&p.tags))
+            .map(|range| allocation_pools(cidr, range, gateway));
+        let api = self.neutron.subnets();
+        let subnet = api
+            .create(&SubnetSpec {
+                name: Some(name.clone()),
+                network_id: Some(network.id.clone()),
+                ip_version: Some(family.ip_version()),
+                cidr: Some(cidr.to_string()),
+                subnetpool_id: pool.map(|p| p.id.clone()),
+                enable_dhcp: Some(self.config.enable_dhcp),
+                gateway_ip: gateway.map(|g| Some(g.to_string())),
+                allocation_pools,
+                ..Default::default()
+            })
+            .await
+            .map_err(neutron_err(format_args!(
+                "creating subnet {name} on network {}",
+                network.id
+            )))?;
+        undo.created_subnets.push(subnet.id.clone());
+        if let Some(pool) = pool {
+            api.replace_tags(&subnet.id, std::slice::from_ref(&pool.id))
+                .await
+                .map_err(neutron_err(format_args!("tagging subnet {}", subnet.id)))?;
+        }
+        Ok(())
+    }
+
+    /// Best effort: a failed CreateNetwork leaves Neutron as it found it.
+    async fn undo(&self, undo: Undo) {
+        for id in &undo.created_subnets {
+            if let Err(e) = self.neutron.subnets().delete(id).await {
+                tracing::warn!(subnet = %id, "rolling back: cannot delete subnet: {e}");
+            }
+        }
+        for (id, tags) in &undo.tagged_subnets {
+            if let Ok(current) = self.neutron.subnets().tags(id).await {
+                let _ = self
+                    .remove_tags(self.neutron.subnets(), id, &current, tags)
+                    .await;
+            }
+        }
+        if let Some(id) = &undo.created_network {
+            if let Err(e) = self.neutron.networks().delete(id).await {
+                tracing::warn!(network = %id, "rolling back: cannot delete network: {e}");
+            }
+        }
+        if let Some((id, tags)) = &undo.tagged_network {
+            if let Ok(current) = self.neutron.networks().tags(id).await {
+                let _ = self
+                    .remove_tags(self.neutron.networks(), id, &current, tags)
+                    .await;
+            }
+        }
+    }
+
+    pub(crate) async fn delete_network(&self, req: &NetworkRequest) -> Result<Empty> {
+        let Some(network) = self.network_of(&req.network_id).await? else {
+            tracing::warn!(network = %req.network_id.as_str(), "DeleteNetwork: no Neutron network carries its tags; nothing to delete");
+            return Ok(Empty {});
+        };
+        let adopted = network
+            .tags
+            .contains(&existing_network_tag(&req.network_id));
+        if !adopted {
+            // An adopted network may serve other Docker networks: leave their ports alone.
+            self.delete_leftover_ports(&network).await?;
+        }
+        let mut pools = Vec::new();
+        for subnet in self.subnets_of(&network.id).await? {
+            let ours = subnet.name.starts_with(SUBNET_NAME_PREFIX);
+            if adopted && !ours {
+                continue;
+            }
+            match self.neutron.subnets().delete(&subnet.id).await {
+                Ok(_) => pools.extend(subnet.subnetpool_id.clone()),
+                Err(e) if e.is_conflict() && adopted => {
+                    tracing::warn!(subnet = %subnet.id, "subnet of an adopted network still in use; left in place: {e}");
+                }
+                Err(e) => {
+                    return Err(DriverError::neutron(
+                        format!("deleting subnet {}", subnet.id),
+                        &e,
+                    ))
+                }
+            }
+        }
+        if adopted {
+            let mut ours = id_tags(&req.network_id).to_vec();
+            ours.push(existing_network_tag(&req.network_id));
+            self.remove_tags(self.neutron.networks(), &network.id, &network.tags, &ours)
+                .await
+                .map_err(neutron_err(format_args!(
+                    "untagging network {}",
+                    network.id
+                )))?;
+        } else {
+            self.neutron
+                .networks()
+                .delete(&network.id)
+                .await
+                .map_err(neutron_err(format_args!("deleting network {}", network.id)))?;
+        }
+        // Pools released before this call (Docker 20.10's order) go now that they are unused.
+        for pool_id in pools {
+            if let Ok(Some(pool)) = self.neutron.subnetpools().get_opt(&pool_id).await {
+                self.forget_pool(&pool).await?;
+            }
+        }
+        Ok(Empty {})
+    }
+
+    /// Ports IPAM made that no endpoint adopted and Docker never released (a crash between
+    /// calls); Docker deletes a network only once it has no endpoints.
+    async fn delete_leftover_ports(&self, network: &Network) -> Result<()> {
+        let ports = self
+            .neutron
+            .ports()
+            .list(
+                &Filters::new()
+                    .eq("network_id", network.id.as_str())
+                    .tags([DEVICE_OWNER]),
+            )
+            .await
+            .map_err(neutron_err(format_args!(
+                "listing kuryr ports of network {}",
+                network.id
+            )))?;
+        for port in ports
+            .iter()
+            .filter(|p| !p.tags.iter().any(|t| t.starts_with("kuryr.net.uuid.")))
+        {
+            tracing::info!(port = %port.id, "deleting a kuryr port nobody released");
+            self.neutron
+                .ports()
+                .delete(&port.id)
+                .await
+                .map_err(neutron_err(format_args!(
+                    "deleting leftover port {}",
+                    port.id
+                )))?;
+        }
+        Ok(())
+    }
+}
+
+/// IPAM data must be consistent before anything is created.
+fn check_ipam_data(family: Family, data: &IpamData) -> Result<()> {
+    let v = family.ip_version();
+    if Family::of(&data.pool) != family {
+        return Err(DriverError::invalid(format!(
+            "IPv{v}Data Pool {} is not an IPv{v} network",
+            data.pool
+        )));
+    }
+    if let Some(gw) = data.gateway {
+        if !data.pool.contains(&gw.addr()) {
+            return Err(DriverError::invalid(format!(
+                "gateway {} is outside the subnet {}",
+                gw.addr(),
+                data.pool
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Neutron allocation pools for an `--ip-range` inside a subnet, leaving out the subnet's
+/// network and broadcast addresses and the gateway (Neutron refuses pools that hold them).
+fn allocation_pools(cidr: IpNet, range: IpNet, gateway: Option<IpAddr>) -> Vec<AllocationPool> {
+    let to_u128 = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let from_u128 = |n: u128| -> IpAddr {
+        match cidr {
+            IpNet::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(u32::try_from(n).unwrap_or(0))),
+            IpNet::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(n)),
+        }
+    };
+    let mut start = to_u128(range.network()).max(to_u128(cidr.network()) + 1);
+    let mut end = to_u128(range.broadcast());
+    if matches!(cidr, IpNet::V4(_)) {
+        end = end.min(to_u128(cidr.broadcast()).saturating_sub(1));
+    }
+    let mut pools = Vec::new();
+    if let Some(gw) = gateway.map(to_u128).filter(|g| (start..=end).contains(g)) {
+        if gw > start {
+            pools.push((start, gw - 1));
+        }
+        start = gw + 1;
+    }
+    if start <= end {
+        pools.push((start, end));
+    }
+    pools
+        .into_iter()
+        .map(|(s, e)| AllocationPool {
+            start: from_u128(s).to_string(),
+            end: from_u128(e).to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pools(cidr: &str, range: &str, gw: Option<&str>) -> Vec<(String, String)> {
+        allocation_pools(
+            cidr.parse().unwrap(),
+            range.parse().unwrap(),
+            gw.map(|g| g.parse().unwrap()),
+        )
+        .into_iter()
+        .map(|p| (p.start, p.end))
+        .collect()
+    }
+
+    #[test]
+    fn allocation_pools_avoid_gateway_and_edges() {
+        assert_eq!(
+            pools("10.0.0.0/16", "10.0.1.0/24", Some("10.0.0.1")),
+            vec![("10.0.1.0".into(), "10.0.1.255".into())]
+        );
+        assert_eq!(
+            pools("10.0.0.0/24", "10.0.0.0/25", Some("10.0.0.1")),
+            vec![("10.0.0.2".into(), "10.0.0.127".into())]
+        );
+        assert_eq!(
+            pools("10.0.0.0/24", "10.0.0.128/25", Some("10.0.0.200")),
+            vec![
+                ("10.0.0.128".into(), "10.0.0.199".into()),
+                ("10.0.0.201".into(), "10.0.0.254".into())
+            ]
+        );
+        assert_eq!(
+            pools("fd00::/64", "fd00::/120", None),
+            vec![("fd00::1".into(), "fd00::ff".into())]
+        );
+    }
+}

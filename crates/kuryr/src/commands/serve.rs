@@ -1,0 +1,120 @@
+//! `kuryr serve`: the Docker network and IPAM plugin daemon.
+//!
+//! It listens at once, even before Neutron answers (calls that need Neutron are answered
+//! with why it is not usable yet), and stops cleanly on SIGTERM or SIGINT, removing its
+//! socket so that Docker does not find a dead plugin.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kuryr::config::{Config, LoadOptions};
+use kuryr::driver::{driver_config, host_id};
+use kuryr::openstack::neutron_client;
+use kuryr::server::{self, listen};
+use kuryr_driver::Driver;
+use kuryr_openstack::error::chain;
+use tokio::net::TcpListener;
+
+/// Where and how to listen.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub socket: PathBuf,
+    /// Also listen on `kuryr_uri` (for a `.spec`/`.json` registration).
+    pub tcp: bool,
+}
+
+pub async fn run(load: &LoadOptions, opts: &ServeOptions) -> ExitCode {
+    match serve(load, opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kuryr serve: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
+    let config = Config::load(load).map_err(|e| format!("configuration: {e}"))?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let host = host_id().map_err(|e| format!("reading this host's name: {e}"))?;
+    let neutron =
+        neutron_client(&config.openstack).map_err(|e| format!("{}; {}", chain(&e), e.hint()))?;
+    let driver = Arc::new(Driver::new(neutron, driver_config(&config, host.clone())));
+    let app = server::router(driver.clone());
+
+    let unix = listen::bind_unix(&opts.socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _socket_guard = listen::SocketGuard(opts.socket.clone());
+    tracing::info!(socket = %opts.socket.display(), host = %host, "kuryr serving");
+    eprintln!(
+        "kuryr: serving the Docker plugin on {}",
+        opts.socket.display()
+    );
+
+    let probe = {
+        let driver = driver.clone();
+        tokio::spawn(async move { driver.wait_for_neutron().await })
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    {
+        let app = app.clone();
+        servers.spawn(async move {
+            axum::serve(unix, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        });
+    }
+    if opts.tcp {
+        let address = listen::tcp_address(&config.default.kuryr_uri)?;
+        let tcp = TcpListener::bind(&address)
+            .await
+            .map_err(|e| format!("binding {address} ([DEFAULT] kuryr_uri): {e}"))?;
+        if config.default.enable_ssl {
+            let acceptor =
+                listen::tls_acceptor(&config.default.ssl_cert_file, &config.default.ssl_key_file)?;
+            eprintln!("kuryr: serving the Docker plugin on https://{address}");
+            let listener = listen::TlsListener { tcp, acceptor };
+            servers.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            });
+        } else {
+            eprintln!("kuryr: serving the Docker plugin on http://{address}");
+            servers.spawn(async move {
+                axum::serve(tcp, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            });
+        }
+    }
+    // The first server to stop (a signal stops them all) ends the daemon.
+    let first = servers.join_next().await;
+    probe.abort();
+    servers.shutdown().await;
+    match first {
+        Some(Ok(Ok(()))) | None => Ok(()),
+        Some(Ok(Err(e))) => Err(format!("serving: {e}")),
+        Some(Err(e)) => Err(format!("serving: {e}")),
+    }
+}
+
+/// SIGTERM (how service managers stop daemons) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

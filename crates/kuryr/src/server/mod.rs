@@ -1,0 +1,76 @@
+//! The plugin's HTTP side: every `POST /<Subsystem>.<Method>` is parsed and validated by
+//! `kuryr-libnetwork`, answered by the driver, and every failure is a non-2xx status with
+//! `{"Err": "..."}` (the IPAM side of Docker ignores `Err` in a 200).
+
+pub mod listen;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use kuryr_driver::Driver;
+use kuryr_libnetwork::plugin::ErrorResponse;
+use kuryr_libnetwork::MAX_BODY_BYTES;
+
+/// Content type of plugin answers (Docker does not check it; this is the protocol's).
+const PLUGIN_JSON: &str = "application/vnd.docker.plugins.v1+json";
+
+/// The router: one handler for every path, since the protocol is path-dispatched RPC.
+pub fn router(driver: Arc<Driver>) -> Router {
+    Router::new().fallback(handle).with_state(driver)
+}
+
+async fn handle(State(driver): State<Arc<Driver>>, request: Request) -> Response {
+    let started = Instant::now();
+    let path = request.uri().path().to_owned();
+    let bytes = match to_bytes(request.into_body(), MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "{path}: the body is larger than the {MAX_BODY_BYTES} bytes a plugin call may have, or was cut off"
+                ),
+            )
+        }
+    };
+    let call = match kuryr_libnetwork::parse(&path, &bytes) {
+        Ok(call) => call,
+        Err(e) => {
+            tracing::warn!(%path, "refused: {e}");
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return error(status, e.to_string());
+        }
+    };
+    let name = kuryr_driver::call_name(&call);
+    match driver.handle(call).await {
+        Ok(value) => {
+            tracing::debug!(call = name, elapsed = ?started.elapsed(), "ok");
+            let body = serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec());
+            ([(header::CONTENT_TYPE, PLUGIN_JSON)], body).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(call = name, elapsed = ?started.elapsed(), status = e.status, "{}", e.message);
+            let status = StatusCode::from_u16(e.status)
+                .ok()
+                .filter(|s| !s.is_success())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error(status, e.message)
+        }
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    let body = serde_json::to_vec(&ErrorResponse { err: message })
+        .unwrap_or_else(|_| br#"{"Err":"error"}"#.to_vec());
+    (
+        status,
+        [(header::CONTENT_TYPE, PLUGIN_JSON)],
+        Body::from(body),
+    )
+        .into_response()
+}
