@@ -23,7 +23,9 @@ use serde_json::Value;
 
 use crate::error::{neutron_err, DriverError, Result};
 use crate::lookup::{is_unbound_kuryr_port, same_cidr};
-use crate::mapping::{self, DEVICE_OWNER, EXISTING_POOL_TAG, EXISTING_PORT_TAG, UNBOUND_PORT_NAME};
+use crate::mapping::{
+    self, DEVICE_OWNER, EXISTING_POOL_TAG, EXISTING_PORT_TAG, SUBNET_NAME_PREFIX, UNBOUND_PORT_NAME,
+};
 use crate::options::{Family, NeutronOptions};
 use crate::Driver;
 
@@ -352,19 +354,20 @@ impl Driver {
     pub(crate) async fn forget_pool(&self, pool: &SubnetPool) -> Result<Empty> {
         let kuryr_prefix = format!("{}-", self.config.subnetpool_name_prefix);
         if pool.tags.iter().any(|t| t == EXISTING_POOL_TAG) {
+            // Still used by a Docker network while one of its subnets is kuryr's or
+            // adopted (tagged with the pool's id).
             let in_use = self
                 .neutron
                 .subnets()
-                .list(
-                    &Filters::new()
-                        .eq("subnetpool_id", pool.id.as_str())
-                        .limit(1),
-                )
+                .list(&Filters::new().eq("subnetpool_id", pool.id.as_str()))
                 .await
                 .map_err(neutron_err(format_args!(
                     "listing the subnets of pool {}",
                     pool.id
-                )))?;
+                )))?
+                .into_iter()
+                .filter(|s| s.name.starts_with(SUBNET_NAME_PREFIX) || s.tags.contains(&pool.id))
+                .collect::<Vec<_>>();
             if in_use.is_empty() {
                 self.remove_tags(
                     self.neutron.subnetpools(),

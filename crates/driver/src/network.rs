@@ -184,6 +184,17 @@ impl Driver {
                         )));
                     }
                 }
+                // The pool IPAM used; without `-o neutron.pool.*`, the subnet's own pool.
+                let pool = match (pool, &existing.subnetpool_id) {
+                    (Some(p), _) => Some(p),
+                    (None, Some(id)) => self
+                        .neutron
+                        .subnetpools()
+                        .get_opt(id)
+                        .await
+                        .map_err(neutron_err(format_args!("looking up subnetpool {id}")))?,
+                    (None, None) => None,
+                };
                 if let Some(pool) = &pool {
                     let tag = vec![pool.id.clone()];
                     self.add_tags(self.neutron.subnets(), &existing.id, &existing.tags, &tag)
@@ -325,6 +336,8 @@ impl Driver {
         for subnet in self.subnets_of(&network.id).await? {
             let ours = subnet.name.starts_with(SUBNET_NAME_PREFIX);
             if adopted && !ours {
+                // The user's subnet stays; its pool may now be unused by Docker.
+                pools.extend(subnet.subnetpool_id.clone());
                 continue;
             }
             match self.neutron.subnets().delete(&subnet.id).await {

@@ -99,6 +99,13 @@ fn body<T: DeserializeOwned>(call: &'static str, bytes: &[u8]) -> Result<T, Requ
             message: "the body is empty; this call needs a JSON object".into(),
         });
     }
+    // serde would also read a struct from a JSON array; Docker only sends objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(RequestError::Invalid {
+            call,
+            message: "the body must be a JSON object".into(),
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

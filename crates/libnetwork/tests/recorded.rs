@@ -209,7 +209,7 @@ fn malformed_requests_name_the_field() {
         (
             "/IpamDriver.ReleasePool",
             "[]".into(),
-            "expected struct ReleasePoolRequest",
+            "the body must be a JSON object",
         ),
     ];
     for (path, body, want) in cases {
