@@ -76,12 +76,6 @@ impl DriverError {
             message: format!("{doing}: {reachable}{}; {}", chain(err), err.hint()),
         }
     }
-
-    /// Prefix the message with the call it came from.
-    pub fn in_call(mut self, call: &str) -> Self {
-        self.message = format!("{call}: {}", self.message);
-        self
-    }
 }
 
 /// Shorthand: `neutron_call.await.map_err(neutron_err("creating the network"))`.

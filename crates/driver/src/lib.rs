@@ -98,13 +98,9 @@ impl Driver {
     /// Answer one plugin call.
     ///
     /// # Errors
-    /// [`DriverError`] with the status and message to send to Docker.
+    /// [`DriverError`] with the status and message to send to Docker (which shows it after
+    /// the call's name, so messages do not repeat it).
     pub async fn handle(&self, call: Call) -> Result<Value> {
-        let name = call_name(&call);
-        self.dispatch(call).await.map_err(|e| e.in_call(name))
-    }
-
-    async fn dispatch(&self, call: Call) -> Result<Value> {
         // Calls answered without Neutron.
         match &call {
             Call::Activate => return json(ActivateResponse::network_and_ipam()),
@@ -137,7 +133,7 @@ impl Driver {
             | Call::DiscoverDelete(_) => return json(Empty {}),
             _ => {}
         }
-        self.readiness.check()?;
+        self.readiness.ready().await?;
         match call {
             Call::RequestPool(req) => json(self.request_pool(&req).await?),
             Call::ReleasePool(req) => json(self.release_pool(&req).await?),

@@ -278,11 +278,11 @@ impl Driver {
                 allocation_pools,
                 ..Default::default()
             })
-            .await
-            .map_err(neutron_err(format_args!(
-                "creating subnet {name} on network {}",
-                network.id
-            )))?;
+            .await;
+        let subnet = match subnet {
+            Ok(s) => s,
+            Err(e) => return Err(self.explain_subnet_failure(&name, network, pool, &e).await),
+        };
         undo.created_subnets.push(subnet.id.clone());
         if let Some(pool) = pool {
             api.replace_tags(&subnet.id, std::slice::from_ref(&pool.id))
@@ -290,6 +290,36 @@ impl Driver {
                 .map_err(neutron_err(format_args!("tagging subnet {}", subnet.id)))?;
         }
         Ok(())
+    }
+
+    /// A subnet the pool cannot give is almost always taken by another network (often one
+    /// Docker forgot while kuryr was down): say which.
+    async fn explain_subnet_failure(
+        &self,
+        name: &str,
+        network: &Network,
+        pool: Option<&SubnetPool>,
+        err: &kuryr_openstack::Error,
+    ) -> DriverError {
+        let doing = format!("creating subnet {name} on network {}", network.id);
+        let taken = match (pool, err.kind()) {
+            (Some(pool), Some("SubnetAllocationError")) => self
+                .neutron
+                .subnets()
+                .list(&Filters::new().eq("subnetpool_id", pool.id.as_str()))
+                .await
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        match (pool, taken.as_slice()) {
+            (Some(pool), [first, ..]) => DriverError::conflict(format!(
+                "{doing}: subnetpool {} ({}) already gave this CIDR to subnet {} of network \
+                 {}; delete that network if it is a leftover, or pick another --subnet, or \
+                 give each network its own pool with --ipam-opt neutron.pool.uuid=...",
+                pool.id, pool.name, first.id, first.network_id
+            )),
+            _ => DriverError::neutron(doing, err),
+        }
     }
 
     /// Best effort: a failed CreateNetwork leaves Neutron as it found it.

@@ -2,8 +2,9 @@
 //! reboot, say): it listens at once, probes Neutron's extensions in the background with
 //! backoff, and meanwhile answers calls that need Neutron with why it cannot.
 
-use std::sync::RwLock;
 use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
 
 use kuryr_openstack::error::chain;
 use kuryr_openstack::neutron::Neutron;
@@ -27,23 +28,38 @@ enum State {
     Ready { tags_on_port_create: bool },
 }
 
+/// How long a call waits for a probe it triggered before answering "not reachable".
+const WAIT_FOR_PROBE: Duration = Duration::from_secs(15);
+
 #[derive(Debug)]
 pub struct Readiness {
-    state: RwLock<State>,
+    state: watch::Sender<State>,
+    /// Wakes the prober before its backoff ends: a call that needs Neutron asks for a probe
+    /// now, so Neutron coming back is noticed at once, not after up to 30 s.
+    kick: Notify,
 }
 
 impl Default for Readiness {
     fn default() -> Self {
         Readiness {
-            state: RwLock::new(State::Probing { last_error: None }),
+            state: watch::Sender::new(State::Probing { last_error: None }),
+            kick: Notify::new(),
         }
     }
 }
 
 impl Readiness {
-    /// Ok when Neutron has been found usable; otherwise the 503 to answer.
-    pub fn check(&self) -> Result<()> {
-        match &*self.state.read().unwrap_or_else(|e| e.into_inner()) {
+    /// Ok when Neutron is usable; otherwise asks for a probe now, waits for its outcome
+    /// (bounded), and answers with why Neutron cannot be used.
+    pub async fn ready(&self) -> Result<()> {
+        if self.is_ready() {
+            return Ok(());
+        }
+        let mut seen = self.state.subscribe();
+        seen.mark_unchanged();
+        self.kick.notify_one();
+        let _ = tokio::time::timeout(WAIT_FOR_PROBE, seen.changed()).await;
+        match &*self.state.borrow() {
             State::Ready { .. } => Ok(()),
             State::Probing { last_error } => Err(DriverError::unavailable(format!(
                 "Neutron not reachable yet{}; kuryr keeps trying in the background, \
@@ -57,13 +73,13 @@ impl Readiness {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.check().is_ok()
+        matches!(&*self.state.borrow(), State::Ready { .. })
     }
 
     /// Whether ports can carry their tags from creation on.
     pub fn tags_on_port_create(&self) -> bool {
         matches!(
-            &*self.state.read().unwrap_or_else(|e| e.into_inner()),
+            &*self.state.borrow(),
             State::Ready {
                 tags_on_port_create: true
             }
@@ -71,7 +87,7 @@ impl Readiness {
     }
 
     fn set(&self, state: State) {
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        self.state.send_replace(state);
     }
 }
 
@@ -107,7 +123,10 @@ pub(crate) async fn probe_until_ready(neutron: &Neutron, readiness: &Readiness) 
         readiness.set(State::Probing {
             last_error: Some(error),
         });
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = readiness.kick.notified() => {}
+        }
         delay = (delay * 2).min(Duration::from_secs(30));
     }
 }
