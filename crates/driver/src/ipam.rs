@@ -682,7 +682,10 @@ impl Driver {
 
     /// Give an adopted port back as it was: unbound, no owner, none of kuryr's tags.
     async fn reset_existing_port(&self, port: &Port) -> Result<()> {
-        let reset_device = !port.device_id.is_empty() && port.name.starts_with(&port.device_id);
+        // kuryr fills an empty device_id with the endpoint id (64 hex digits, which no user
+        // tool writes); upstream also with a name that starts with it.
+        let reset_device = !port.device_id.is_empty()
+            && (port.name.starts_with(&port.device_id) || is_endpoint_id(&port.device_id));
         let spec = PortSpec {
             device_owner: Some(String::new()),
             binding_host_id: Some(String::new()),
@@ -842,6 +845,11 @@ fn string_options(map: &serde_json::Map<String, Value>) -> Result<BTreeMap<Strin
             _ => Err(DriverError::invalid(format!("option {k} must be a string"))),
         })
         .collect()
+}
+
+/// A Docker endpoint id: what kuryr writes into the device_id of a port it adopts.
+fn is_endpoint_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

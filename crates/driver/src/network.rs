@@ -126,10 +126,9 @@ impl Driver {
     ) -> Result<()> {
         let cidr = data.pool;
         let gateway = data.gateway.map(|g| g.addr());
-        let on_network: Vec<Subnet> = self
-            .subnets_of(&network.id)
-            .await?
-            .into_iter()
+        let all_subnets = self.subnets_of(&network.id).await?;
+        let on_network: Vec<&Subnet> = all_subnets
+            .iter()
             .filter(|s| same_cidr(&s.cidr, &cidr.to_string()))
             .collect();
         let named_subnet = match opts.subnet(family) {
@@ -155,7 +154,31 @@ impl Driver {
                         s.network_id
                     )));
                 }
-                self.create_subnet(network, family, cidr, gateway, pool.as_ref(), undo)
+                let pool = pool.as_ref();
+                // Neutron keeps one subnetpool per IP version on a network: next to a subnet
+                // of another pool (or of none), a subnet of kuryr's own one-CIDR pool is
+                // created pool-less; its tag still ties it to the pool for IPAM.
+                let other_pool = all_subnets.iter().any(|s| {
+                    s.ip_version == family.ip_version()
+                        && s.subnetpool_id.as_deref() != pool.map(|p| p.id.as_str())
+                });
+                let from_pool = match pool {
+                    Some(p) if other_pool => {
+                        if !p.prefixes.iter().all(|x| same_cidr(x, &cidr.to_string())) {
+                            return Err(DriverError::conflict(format!(
+                                "network {} already has IPv{} subnets from another                                  subnetpool (or none), and Neutron allows one pool per IP                                  version on a network; subnetpool {} ({}) cannot give {cidr}                                  there: pass --ipam-opt {}=<the pool of those subnets>, or                                  use another network",
+                                network.id,
+                                family.ip_version(),
+                                p.id,
+                                p.name,
+                                NeutronOptions::pool_key(family)
+                            )));
+                        }
+                        false
+                    }
+                    _ => true,
+                };
+                self.create_subnet(network, family, data, pool, from_pool, undo)
                     .await
             }
             [existing] => {
@@ -256,11 +279,12 @@ impl Driver {
         &self,
         network: &Network,
         family: Family,
-        cidr: IpNet,
-        gateway: Option<IpAddr>,
+        data: &IpamData,
         pool: Option<&SubnetPool>,
+        from_pool: bool,
         undo: &mut Undo,
     ) -> Result<()> {
+        let (cidr, gateway) = (data.pool, data.gateway.map(|g| g.addr()));
         let name = mapping::subnet_name(&cidr);
         let allocation_pools = pool
             .and_then(|p| mapping::sub_pool_of(&p.tags))
@@ -272,7 +296,7 @@ impl Driver {
                 network_id: Some(network.id.clone()),
                 ip_version: Some(family.ip_version()),
                 cidr: Some(cidr.to_string()),
-                subnetpool_id: pool.map(|p| p.id.clone()),
+                subnetpool_id: pool.filter(|_| from_pool).map(|p| p.id.clone()),
                 enable_dhcp: Some(self.config.enable_dhcp),
                 gateway_ip: gateway.map(|g| Some(g.to_string())),
                 allocation_pools,
