@@ -5,13 +5,20 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ovsdb::OvsdbError;
 
 /// What was being done to an interface when the kernel refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     CreateVeth,
+    CreateBridge,
     Read,
     Configure,
+    /// Attaching a link to a bridge, or detaching it (`ip link set X master/nomaster`).
+    SetMaster,
     Delete,
 }
 
@@ -19,6 +26,8 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Op::CreateVeth => "creating veth pair",
+            Op::CreateBridge => "creating bridge",
+            Op::SetMaster => "attaching or detaching",
             Op::Read => "reading link",
             Op::Configure => "configuring link",
             Op::Delete => "deleting link",
@@ -79,6 +88,131 @@ pub enum Error {
     /// The container end's name is taken while the host end is missing.
     #[error("{name} exists without {host}: remove {name} (a leftover, or not kuryr's)")]
     ContainerNameTaken { name: String, host: String },
+
+    /// A link that a binding needs to exist (the host end of the veth) does not.
+    #[error("{name} does not exist: {reason}")]
+    MissingLink { name: String, reason: &'static str },
+
+    /// A link has a bridge's name but is something else.
+    #[error(
+        "{name} exists and is not a Linux bridge ({}): remove it (it is not kuryr's)",
+        kind.as_deref().map_or("no link kind".to_owned(), |k| format!("kind {k}"))
+    )]
+    NotBridge { name: String, kind: Option<String> },
+
+    /// Talking to ovsdb-server failed (connection, protocol, or a refused transaction).
+    #[error(transparent)]
+    Ovsdb(#[from] OvsdbError),
+
+    /// The OVS bridge to plug into does not exist.
+    #[error(
+        "Open vSwitch bridge {bridge} does not exist: the Neutron Open vSwitch agent \
+         (neutron-openvswitch-agent) creates it, as its `[ovs] integration_bridge` (br-int by \
+         default) or as the `bridge_name` it puts in the port's binding:vif_details; is the \
+         agent running on this host?"
+    )]
+    OvsBridgeMissing { bridge: String },
+
+    /// OVS already has a port or interface of this name, laid out in a way kuryr does not
+    /// make (a bond, or an interface under a port of another name): left alone.
+    #[error("Open vSwitch already has {name}, {reason}: remove it (`ovs-vsctl del-port {name}`) if it is a leftover")]
+    OvsConflict { name: String, reason: String },
+
+    /// Other clients kept changing the same OVS rows while the plug transaction was built.
+    #[error("plugging {name} into Open vSwitch bridge {bridge}: the database kept changing under the transaction; retry")]
+    OvsBusy { name: String, bridge: String },
+
+    /// ovs-vswitchd took the interface into its configuration but could not attach it.
+    #[error("ovs-vswitchd could not attach {name} to bridge {bridge}: {error}")]
+    OvsInterface {
+        name: String,
+        bridge: String,
+        error: String,
+    },
+
+    /// ovs-vswitchd did not apply the configuration in time.
+    #[error(
+        "ovs-vswitchd did not attach {name} to bridge {bridge} within {} s: is ovs-vswitchd \
+         running (`ovs-ctl status`)? See its log (/var/log/openvswitch/ovs-vswitchd.log)",
+        waited.as_secs_f32()
+    )]
+    VswitchdTimeout {
+        name: String,
+        bridge: String,
+        waited: Duration,
+    },
+
+    /// Neutron did not bind the port: no mechanism driver took it for this host.
+    #[error(
+        "Neutron could not bind port {port_id} to host {host} (binding:vif_type {vif_type:?}): \
+         no Neutron L2 agent for host {host} is alive, or none serves this network; check \
+         `openstack network agent list --host {host}`"
+    )]
+    Unbound {
+        port_id: String,
+        host: String,
+        vif_type: String,
+    },
+
+    /// A vif_type that cannot name a binding script.
+    #[error("invalid vif_type {vif_type:?}: {reason}")]
+    InvalidVifType {
+        vif_type: String,
+        reason: &'static str,
+    },
+
+    /// No binding script for this vif_type.
+    #[error("vif_type {vif_type} is not supported: no executable {}", path.display())]
+    VifTypeNotSupported { vif_type: String, path: PathBuf },
+
+    /// The binding script could not be started.
+    #[error("running {}: {source}", path.display())]
+    ScriptSpawn {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The binding script failed.
+    #[error("{} {action} {port_id} failed ({status}){}", path.display(), stderr_suffix(stderr))]
+    ScriptFailed {
+        path: PathBuf,
+        action: &'static str,
+        port_id: String,
+        /// `exit status 3`, `killed by signal 9`, ...
+        status: String,
+        /// What the script wrote on stderr (the end of it, if long).
+        stderr: String,
+    },
+
+    /// The binding script did not finish in time; it was killed.
+    #[error("{} {action} {port_id} did not finish within {} s and was killed", path.display(), timeout.as_secs_f32())]
+    ScriptTimeout {
+        path: PathBuf,
+        action: &'static str,
+        port_id: String,
+        timeout: Duration,
+    },
+
+    /// Several steps of a best-effort teardown failed; each is kept.
+    #[error("{}", join_errors(.0))]
+    Several(Vec<Error>),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::from(", no stderr")
+    } else {
+        format!(": {stderr}")
+    }
+}
+
+fn join_errors(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
@@ -87,6 +221,16 @@ impl Error {
         match self {
             Error::Kernel { errno, .. } => Some(*errno),
             _ => None,
+        }
+    }
+
+    /// One error from a teardown's list: `None` if the list is empty, the error itself if it
+    /// holds one, [`Error::Several`] otherwise.
+    pub(crate) fn from_list(mut errors: Vec<Error>) -> Option<Error> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(Error::Several(errors)),
         }
     }
 
@@ -133,6 +277,7 @@ fn hint(op: Op, errno: i32) -> &'static str {
         (_, EPERM | EACCES) => ": kuryr needs CAP_NET_ADMIN (run as root)",
         (Op::CreateVeth, EEXIST) => ": a link with one of these names appeared meanwhile; retry",
         (Op::CreateVeth, EOPNOTSUPP) => ": this kernel has no veth support (modprobe veth)",
+        (Op::CreateBridge, EOPNOTSUPP) => ": this kernel has no bridge support (modprobe bridge)",
         (_, EADDRNOTAVAIL) => ": the MAC address is not a usable unicast address",
         (Op::CreateVeth | Op::Configure, EINVAL) => ": the kernel refused the MAC or MTU",
         (_, ENODEV) => ": the link disappeared meanwhile; retry",

@@ -12,6 +12,17 @@ const HOST_PREFIX: &str = "tap";
 const CONTAINER_PREFIX: &str = "t_c";
 /// kuryr-lib's `NIC_NAME_LEN`: names are cut to this many characters.
 const NAME_LEN: usize = 14;
+/// The ovs_hybrid_plug names, as in kuryr-lib's `ovs` script and os-vif / Nova.
+const HYBRID_BRIDGE_PREFIX: &str = "qbr";
+const HYBRID_BRIDGE_END_PREFIX: &str = "qvb";
+const HYBRID_OVS_END_PREFIX: &str = "qvo";
+/// The Linux bridge agent's per-network bridge.
+const LINUX_BRIDGE_PREFIX: &str = "brq";
+
+/// `prefix` + `id`, cut to [`NAME_LEN`] characters (not bytes, as Python's slicing).
+fn prefixed(prefix: &str, id: &str) -> String {
+    prefix.chars().chain(id.chars()).take(NAME_LEN).collect()
+}
 
 /// The two ends of a port's veth pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,17 +37,37 @@ pub struct VethNames {
 /// `get_veth_pair_names`: prefix + port id, cut to 14 characters (so the first 11 of the id),
 /// so interfaces made by the upstream Python driver are recognised.
 pub fn veth_names(port_id: &str) -> VethNames {
-    let name = |prefix: &str| -> String {
-        prefix
-            .chars()
-            .chain(port_id.chars())
-            .take(NAME_LEN)
-            .collect()
-    };
     VethNames {
-        host: name(HOST_PREFIX),
-        container: name(CONTAINER_PREFIX),
+        host: prefixed(HOST_PREFIX, port_id),
+        container: prefixed(CONTAINER_PREFIX, port_id),
     }
+}
+
+/// The links of the ovs_hybrid_plug arrangement of one port: the container's tap goes into a
+/// Linux bridge (where the iptables firewall filters it), which a veth pair joins to OVS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HybridNames {
+    /// `qbr<port[:11]>`, the per-port Linux bridge.
+    pub bridge: String,
+    /// `qvb<port[:11]>`, the veth end in the Linux bridge.
+    pub bridge_end: String,
+    /// `qvo<port[:11]>`, the veth end plugged into OVS.
+    pub ovs_end: String,
+}
+
+/// Names of port `port_id`'s hybrid arrangement, cut as [`veth_names`] cuts, so that the
+/// Neutron agent's iptables firewall (which derives them the same way) finds them.
+pub fn hybrid_names(port_id: &str) -> HybridNames {
+    HybridNames {
+        bridge: prefixed(HYBRID_BRIDGE_PREFIX, port_id),
+        bridge_end: prefixed(HYBRID_BRIDGE_END_PREFIX, port_id),
+        ovs_end: prefixed(HYBRID_OVS_END_PREFIX, port_id),
+    }
+}
+
+/// `brq<network_id[:11]>`: the bridge the Neutron Linux bridge agent uses for a network.
+pub fn linux_bridge_name(network_id: &str) -> String {
+    prefixed(LINUX_BRIDGE_PREFIX, network_id)
 }
 
 /// Checks `name` by the kernel's `dev_valid_name` rules (1..=15 bytes, not `.` or `..`, no `/`,
@@ -76,6 +107,18 @@ mod tests {
         assert_eq!(names.container, "t_c9a7c1f0e-3b");
         assert!(validate_ifname(&names.host).is_ok());
         assert!(validate_ifname(&names.container).is_ok());
+    }
+
+    #[test]
+    fn hybrid_and_bridge_names_follow_upstream() {
+        let names = hybrid_names("9a7c1f0e-3b2d-4c5e-8f6a-1b2c3d4e5f60");
+        assert_eq!(names.bridge, "qbr9a7c1f0e-3b");
+        assert_eq!(names.bridge_end, "qvb9a7c1f0e-3b");
+        assert_eq!(names.ovs_end, "qvo9a7c1f0e-3b");
+        assert_eq!(
+            linux_bridge_name("5c1f0e9a-3b2d-4c5e-8f6a-1b2c3d4e5f60"),
+            "brq5c1f0e9a-3b"
+        );
     }
 
     #[test]

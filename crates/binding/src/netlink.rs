@@ -30,6 +30,8 @@ pub struct LinkInfo {
     /// For a veth whose other end is in another namespace (e.g. moved into a container), that
     /// namespace's id as seen from here.
     pub peer_netns_id: Option<i32>,
+    /// Index of the bridge (or bond) this link is attached to (`IFLA_MASTER`), if any.
+    pub master: Option<u32>,
 }
 
 impl LinkInfo {
@@ -47,6 +49,7 @@ impl LinkInfo {
             up: msg.header.flags.contains(LinkFlags::Up),
             peer_index: None,
             peer_netns_id: None,
+            master: None,
         };
         let mut link = None;
         for attr in &msg.attributes {
@@ -56,6 +59,7 @@ impl LinkInfo {
                 LinkAttribute::Mtu(mtu) => info.mtu = Some(*mtu),
                 LinkAttribute::Link(index) => link = Some(*index),
                 LinkAttribute::LinkNetNsId(id) => info.peer_netns_id = Some(*id),
+                LinkAttribute::Controller(index) => info.master = Some(*index).filter(|i| *i != 0),
                 LinkAttribute::LinkInfo(infos) => {
                     info.kind = infos.iter().find_map(|i| match i {
                         NlLinkInfo::Kind(kind) => Some(kind.to_string()),
@@ -127,6 +131,35 @@ impl Netlink {
             Err(e) if errno_of(&e) == Some(ENODEV) => Ok(false),
             Err(e) => Err(Error::netlink(Op::Delete, name, e)),
         }
+    }
+
+    /// Brings the link up: `ip link set NAME up`.
+    pub async fn set_up(&self, name: &str) -> Result<(), Error> {
+        let link = self.existing_link(name).await?;
+        if link.up {
+            return Ok(());
+        }
+        let message = LinkUnspec::new_with_index(link.index).up().build();
+        self.change(name, message).await
+    }
+
+    /// Sets the link's MTU: `ip link set NAME mtu MTU`.
+    pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), Error> {
+        let link = self.existing_link(name).await?;
+        if link.mtu == Some(mtu) {
+            return Ok(());
+        }
+        let message = LinkUnspec::new_with_index(link.index).mtu(mtu).build();
+        self.change(name, message).await
+    }
+
+    /// The link named `name`; its absence is an error (`ENODEV`, "the link disappeared").
+    pub(crate) async fn existing_link(&self, name: &str) -> Result<LinkInfo, Error> {
+        self.link(name).await?.ok_or_else(|| Error::Kernel {
+            op: Op::Read,
+            target: name.to_owned(),
+            errno: ENODEV,
+        })
     }
 
     /// Applies `message` (built with [`LinkUnspec::new_with_index`]) to an existing link:

@@ -57,6 +57,59 @@ impl Netlink {
         }
     }
 
+    /// Makes a veth pair that joins two bridges (hybrid plug's `qvb`/`qvo`): both ends with
+    /// `mtu` and up, addresses left to the kernel. Returns whether this call created it.
+    ///
+    /// Idempotent as [`Netlink::ensure_veth`]: an existing pair is fixed up, a name held by
+    /// anything else is an error.
+    pub async fn ensure_veth_pair(&self, names: &VethNames, mtu: u32) -> Result<bool, Error> {
+        validate_ifname(&names.host)?;
+        validate_ifname(&names.container)?;
+        validate_mtu(names, mtu)?;
+        let mut raced = false;
+        loop {
+            match self.existing(names).await? {
+                Existing::Ours { host, container } => {
+                    for end in [&host, &container] {
+                        if end.mtu != Some(mtu) || !end.up {
+                            let message =
+                                LinkUnspec::new_with_index(end.index).mtu(mtu).up().build();
+                            self.change(&end.name, message).await?;
+                        }
+                    }
+                    return Ok(false);
+                }
+                Existing::Absent => {
+                    let peer = LinkUnspec::new_with_name(&names.container).mtu(mtu).build();
+                    let message = LinkVeth::new(&names.host, &names.container)
+                        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                        .mtu(mtu)
+                        .up()
+                        .build();
+                    match self.handle.link().add(message).execute().await {
+                        Ok(()) => {
+                            tracing::info!(a = %names.host, b = %names.container, "created veth pair");
+                            // The kernel refuses IFF_UP in the peer part of RTM_NEWLINK
+                            // (ENOTCONN): bring that end up now, and delete the pair if that
+                            // fails, so that no half-made pair stays.
+                            if let Err(e) = self.set_up(&names.container).await {
+                                self.roll_back(names, None).await;
+                                return Err(e);
+                            }
+                            return Ok(true);
+                        }
+                        Err(e) if crate::error::errno_of(&e) == Some(EEXIST) && !raced => {
+                            raced = true;
+                        }
+                        Err(e) => {
+                            return Err(Error::netlink(Op::CreateVeth, pair_target(names), e))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Reads what the names hold and decides whether it is our pair.
     async fn existing(&self, names: &VethNames) -> Result<Existing, Error> {
         let Some(host) = self.link(&names.host).await? else {
@@ -214,14 +267,7 @@ fn validate(spec: &VethSpec<'_>) -> Result<(), Error> {
     if names.host == names.container {
         return Err(invalid("both ends have the same name".into()));
     }
-    if !MTU_RANGE.contains(&spec.mtu) {
-        return Err(invalid(format!(
-            "MTU {} is outside a veth's {}..={}",
-            spec.mtu,
-            MTU_RANGE.start(),
-            MTU_RANGE.end()
-        )));
-    }
+    validate_mtu(names, spec.mtu)?;
     if spec.mac[0] & 1 == 1 || spec.mac == [0; 6] {
         return Err(invalid(format!(
             "MAC {} is not a unicast address",
@@ -231,11 +277,26 @@ fn validate(spec: &VethSpec<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses an MTU the kernel would refuse for a veth.
+pub(crate) fn validate_mtu(names: &VethNames, mtu: u32) -> Result<(), Error> {
+    if MTU_RANGE.contains(&mtu) {
+        return Ok(());
+    }
+    Err(Error::InvalidRequest {
+        target: pair_target(names),
+        reason: format!(
+            "MTU {mtu} is outside a veth's {}..={}",
+            MTU_RANGE.start(),
+            MTU_RANGE.end()
+        ),
+    })
+}
+
 fn pair_target(names: &VethNames) -> String {
     format!("{}/{}", names.host, names.container)
 }
 
-fn format_mac(mac: &[u8; 6]) -> String {
+pub(crate) fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()

@@ -3,10 +3,9 @@
 //! DeleteEndpoint removes the veth and unbinds the port from the endpoint.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use kuryr_binding::{veth_names, VethSpec};
+use kuryr_binding::{veth_names, PlugRequest, UnplugRequest, VethSpec};
 use kuryr_libnetwork::network::{
     CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointOperInfoResponse,
     EndpointRequest, InterfaceName, JoinRequest, JoinResponse, StaticRoute,
@@ -19,10 +18,8 @@ use serde_json::Value;
 use crate::error::{neutron_err, DriverError, Result};
 use crate::lookup::{is_unbound_kuryr_port, same_cidr};
 use crate::mapping::{self, id_tags, DEVICE_OWNER};
+use crate::plugging::NotActive;
 use crate::Driver;
-
-/// `binding:vif_type`s that mean no Neutron agent has taken the port on this host.
-const NOT_BOUND: &[&str] = &["", "unbound", "binding_failed"];
 
 impl Driver {
     pub(crate) async fn create_endpoint(
@@ -73,7 +70,7 @@ impl Driver {
         let (port, created) = self
             .bind_port(req, &network, &fixed_ips, interface.mac_address.as_ref())
             .await?;
-        if let Err(e) = self.plug(&port, &network).await {
+        if let Err(e) = self.plug(req, &port, &network).await {
             self.unbind_after_failure(req, &port, created).await;
             return Err(e);
         }
@@ -258,73 +255,98 @@ impl Driver {
         Ok(port)
     }
 
-    /// The host side: the veth pair, with the port's MAC and the network's MTU.
-    async fn plug(&self, port: &Port, network: &Network) -> Result<()> {
+    /// The host side: the veth pair, with the port's MAC and the network's MTU, its host end
+    /// plugged in where the port's `binding:vif_type` says.
+    async fn plug(
+        &self,
+        req: &CreateEndpointRequest,
+        port: &Port,
+        network: &Network,
+    ) -> Result<()> {
         let mac: MacAddress = port
             .mac_address
             .parse()
             .map_err(|e| DriverError::host(format!("port {} has an unusable MAC: {e}", port.id)))?;
         let names = veth_names(&port.id);
-        let spec = VethSpec {
-            names: &names,
-            mac: mac.0,
-            mtu: network.mtu.unwrap_or(1500),
-        };
-        self.netlink()
-            .await?
-            .ensure_veth(&spec)
+        let mtu = network.mtu.unwrap_or(1500);
+        let binder = self.binder().await?;
+        binder
+            .netlink
+            .ensure_veth(&VethSpec {
+                names: &names,
+                mac: mac.0,
+                mtu,
+            })
             .await
             .map_err(|e| DriverError::host(e.to_string()))?;
-        if NOT_BOUND.contains(&port.binding_vif_type.as_str()) {
-            tracing::warn!(
-                port = %port.id,
-                vif_type = %port.binding_vif_type,
-                host = %self.config.host_id,
-                "no Neutron agent bound the port on this host; the container starts, but its \
-                 traffic will not flow until an L2 agent (e.g. neutron-openvswitch-agent) \
-                 runs for this host"
-            );
-        }
+        binder
+            .plug(&PlugRequest {
+                port_id: port.id.clone(),
+                endpoint_id: req.endpoint_id.as_str().to_owned(),
+                mac: mac.0,
+                host_ifname: names.host,
+                network_id: network.id.clone(),
+                project_id: port.project_id.clone(),
+                mtu,
+                host: self.config.host_id.clone(),
+                vif_type: port.binding_vif_type.clone(),
+                vif_details: Value::Object(port.binding_vif_details.clone()),
+            })
+            .await
+            .map_err(|e| DriverError::host(e.to_string()))?;
         if self.config.vif_plugging_is_fatal {
             self.wait_active(port).await?;
         }
         Ok(())
     }
 
+    /// Undo [`Driver::plug`]: unplug the host end, then delete the veth pair.
+    async fn unplug(&self, endpoint_id: &str, port: &Port) -> Result<()> {
+        let names = veth_names(&port.id);
+        let binder = self.binder().await?;
+        // A port whose MAC Neutron cannot give is unplugged by name and id alone.
+        let mac = port
+            .mac_address
+            .parse::<MacAddress>()
+            .map_or([2, 0, 0, 0, 0, 1], |m| m.0);
+        let unplugged = binder
+            .unplug(&UnplugRequest {
+                port_id: port.id.clone(),
+                endpoint_id: endpoint_id.to_owned(),
+                mac,
+                host_ifname: names.host.clone(),
+                network_id: port.network_id.clone(),
+                vif_type: port.binding_vif_type.clone(),
+                vif_details: Value::Object(port.binding_vif_details.clone()),
+            })
+            .await;
+        // The veth goes in any case: a container that is gone must not keep its interface.
+        binder
+            .netlink
+            .delete_link(&names.host)
+            .await
+            .map_err(|e| DriverError::host(e.to_string()))?;
+        unplugged.map_err(|e| DriverError::host(e.to_string()))
+    }
+
     /// `vif_plugging_is_fatal`: wait until Neutron says the port is ACTIVE.
     async fn wait_active(&self, port: &Port) -> Result<()> {
         let timeout = self.config.vif_plugging_timeout;
-        let started = Instant::now();
-        loop {
-            let current = self
-                .neutron
-                .ports()
-                .get(&port.id)
-                .await
-                .map_err(neutron_err(format_args!(
-                    "reading the status of port {}",
-                    port.id
-                )))?;
-            if current.status == "ACTIVE" {
-                return Ok(());
-            }
-            if !timeout.is_zero() && started.elapsed() >= timeout {
-                return Err(DriverError::unavailable(format!(
-                    "port {} is still {} after {timeout:?} (vif_plugging_timeout) and \
-                     vif_plugging_is_fatal is set; check the Neutron agent of host {}",
-                    port.id, current.status, self.config.host_id
-                )));
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        match self.plugging.wait(&self.neutron, &port.id, timeout).await {
+            Ok(()) => Ok(()),
+            Err(NotActive::Timeout(status)) => Err(DriverError::unavailable(format!(
+                "port {} is still {status} after {timeout:?} (vif_plugging_timeout) and \
+                 vif_plugging_is_fatal is set; check the Neutron agent of host {}",
+                port.id, self.config.host_id
+            ))),
         }
     }
 
     /// Undo CreateEndpoint after the host part failed: a port made here goes, an adopted one
     /// loses the endpoint's tags (IPAM's ReleaseAddress then handles it as usual).
     async fn unbind_after_failure(&self, req: &CreateEndpointRequest, port: &Port, created: bool) {
-        let names = veth_names(&port.id);
-        if let Ok(netlink) = self.netlink().await {
-            let _ = netlink.delete_link(&names.host).await;
+        if let Err(e) = self.unplug(req.endpoint_id.as_str(), port).await {
+            tracing::warn!(port = %port.id, "rolling back CreateEndpoint: {e}");
         }
         let result = if created {
             self.neutron.ports().delete(&port.id).await.map(|_| ())
@@ -359,12 +381,7 @@ impl Driver {
             tracing::warn!(endpoint = %req.endpoint_id.as_str(), "DeleteEndpoint: no Neutron port carries its tags; nothing to undo");
             return Ok(Empty {});
         };
-        let names = veth_names(&port.id);
-        self.netlink()
-            .await?
-            .delete_link(&names.host)
-            .await
-            .map_err(|e| DriverError::host(e.to_string()))?;
+        self.unplug(req.endpoint_id.as_str(), &port).await?;
         let tags = id_tags(&req.endpoint_id).to_vec();
         self.remove_tags(self.neutron.ports(), &port.id, &port.tags, &tags)
             .await

@@ -17,8 +17,10 @@ mod lookup;
 pub mod mapping;
 pub mod network;
 pub mod options;
+mod plugging;
 mod readiness;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kuryr_libnetwork::ipam::{Capabilities as IpamCapabilities, DefaultAddressSpaces};
@@ -55,6 +57,10 @@ pub struct DriverConfig {
     /// `[neutron] vif_plugging_is_fatal` / `vif_plugging_timeout` (zero: no limit).
     pub vif_plugging_is_fatal: bool,
     pub vif_plugging_timeout: Duration,
+    /// `bindir`: where the executables of other `binding:vif_type`s are.
+    pub bindir: PathBuf,
+    /// ovsdb-server's socket, for ports whose `binding:vif_type` is `ovs`.
+    pub ovsdb_socket: PathBuf,
 }
 
 /// The driver: one per daemon, shared by all connections.
@@ -63,7 +69,8 @@ pub struct Driver {
     config: DriverConfig,
     readiness: Readiness,
     locks: locks::KeyedLocks,
-    netlink: tokio::sync::OnceCell<kuryr_binding::Netlink>,
+    binder: tokio::sync::OnceCell<kuryr_binding::Binder>,
+    plugging: plugging::ActiveWatcher,
 }
 
 impl Driver {
@@ -73,7 +80,8 @@ impl Driver {
             config,
             readiness: Readiness::default(),
             locks: locks::KeyedLocks::default(),
-            netlink: tokio::sync::OnceCell::new(),
+            binder: tokio::sync::OnceCell::new(),
+            plugging: plugging::ActiveWatcher::default(),
         }
     }
 
@@ -154,11 +162,17 @@ impl Driver {
         }
     }
 
-    /// The netlink connection, opened on first use (calls that never touch the host,
-    /// and hosts without CAP_NET_ADMIN for IPAM-only use, do not need it).
-    async fn netlink(&self) -> Result<&kuryr_binding::Netlink> {
-        self.netlink
-            .get_or_try_init(kuryr_binding::Netlink::connect)
+    /// The host side (netlink and ovsdb-server connections), opened on first use: calls
+    /// that never touch the host, and IPAM-only hosts without CAP_NET_ADMIN, do not need it.
+    async fn binder(&self) -> Result<&kuryr_binding::Binder> {
+        self.binder
+            .get_or_try_init(|| async {
+                let netlink = kuryr_binding::Netlink::connect().await?;
+                let ovsdb = kuryr_binding::Ovsdb::new(&self.config.ovsdb_socket);
+                let mut binder = kuryr_binding::Binder::new(netlink, ovsdb);
+                binder.bindir = self.config.bindir.clone();
+                Ok::<_, kuryr_binding::Error>(binder)
+            })
             .await
             .map_err(|e| DriverError::host(format!("opening a netlink socket: {e}")))
     }

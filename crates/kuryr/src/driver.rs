@@ -20,6 +20,8 @@ pub fn driver_config(config: &Config, host_id: String) -> DriverConfig {
         process_external_connectivity: config.default.process_external_connectivity,
         vif_plugging_is_fatal: config.neutron.vif_plugging_is_fatal,
         vif_plugging_timeout: config.neutron.vif_plugging_timeout,
+        bindir: config.default.bindir.clone(),
+        ovsdb_socket: config.binding.ovsdb_socket.clone(),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct BindingOptions {
     pub default_driver: String,
     pub enabled_drivers: Vec<String>,
     pub link_iface: String,
+    /// ovsdb-server's unix socket (`unix:<path>`, os-vif's spelling), for the `ovs` binding.
+    pub ovsdb_socket: PathBuf,
 }
 
 /// Options of `[DEFAULT]` that kuryr reads.
@@ -157,12 +159,16 @@ const NEUTRON_ACCEPTED: &[&str] = &[
     "trust_id",
 ];
 
+/// Where Debian's and upstream's Open vSwitch put ovsdb-server's socket.
+pub const DEFAULT_OVSDB_SOCKET: &str = "/var/run/openvswitch/db.sock";
+
 const BINDING_KNOWN: &[&str] = &[
     "veth_dst_prefix",
     "default_driver",
     "driver",
     "enabled_drivers",
     "link_iface",
+    "ovsdb_connection",
 ];
 
 /// Sections kuryr itself reads; other sections are either `auth_section` targets or unknown.
@@ -252,6 +258,19 @@ impl<'a> SectionReader<'a> {
                 .map(|s| Some(Duration::from_secs_f64(s)))
                 .ok_or_else(|| self.invalid(key, v, "a number of seconds, 0 or more")),
         }
+    }
+
+    /// `unix:<absolute path>`; kuryr talks to ovsdb-server over its local socket only.
+    pub fn ovsdb_socket(&self, key: &str) -> Result<PathBuf, ConfigError> {
+        let Some(v) = self.raw(key).filter(|v| !v.value.trim().is_empty()) else {
+            return Ok(PathBuf::from(DEFAULT_OVSDB_SOCKET));
+        };
+        v.value
+            .trim()
+            .strip_prefix("unix:")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .ok_or_else(|| self.invalid(key, v, "unix:<absolute path of ovsdb-server's socket>"))
     }
 
     pub fn u32(&self, key: &str, default: u32) -> Result<u32, ConfigError> {
@@ -374,6 +393,7 @@ impl BindingOptions {
                 .map(|d| short_driver_name(d))
                 .collect(),
             link_iface: s.string("link_iface", ""),
+            ovsdb_socket: s.ovsdb_socket("ovsdb_connection")?,
         })
     }
 }

@@ -68,6 +68,8 @@ pub fn config() -> DriverConfig {
         process_external_connectivity: true,
         vif_plugging_is_fatal: false,
         vif_plugging_timeout: Duration::ZERO,
+        bindir: "/usr/libexec/kuryr".into(),
+        ovsdb_socket: kuryr::config::options::DEFAULT_OVSDB_SOCKET.into(),
     }
 }
 
