@@ -20,6 +20,8 @@ pub enum Op {
     /// Attaching a link to a bridge, or detaching it (`ip link set X master/nomaster`).
     SetMaster,
     Delete,
+    /// Turning TX checksum offload off (`ethtool -K X tx off`).
+    DisableTxChecksum,
 }
 
 impl fmt::Display for Op {
@@ -31,6 +33,7 @@ impl fmt::Display for Op {
             Op::Read => "reading link",
             Op::Configure => "configuring link",
             Op::Delete => "deleting link",
+            Op::DisableTxChecksum => "turning TX checksum offload off on",
         })
     }
 }
@@ -92,6 +95,11 @@ pub enum Error {
     /// A link that a binding needs to exist (the host end of the veth) does not.
     #[error("{name} does not exist: {reason}")]
     MissingLink { name: String, reason: &'static str },
+
+    /// TX checksum offload could not be turned off other than by a kernel error number: no
+    /// ethtool netlink interface, a feature the kernel keeps on, a failed exchange.
+    #[error("turning TX checksum offload off on {name}: {reason}")]
+    Offload { name: String, reason: String },
 
     /// A link has a bridge's name but is something else.
     #[error(
@@ -278,6 +286,7 @@ fn hint(op: Op, errno: i32) -> &'static str {
         (Op::CreateVeth, EEXIST) => ": a link with one of these names appeared meanwhile; retry",
         (Op::CreateVeth, EOPNOTSUPP) => ": this kernel has no veth support (modprobe veth)",
         (Op::CreateBridge, EOPNOTSUPP) => ": this kernel has no bridge support (modprobe bridge)",
+        (Op::DisableTxChecksum, EOPNOTSUPP) => ": the link's driver cannot change its features",
         (_, EADDRNOTAVAIL) => ": the MAC address is not a usable unicast address",
         (Op::CreateVeth | Op::Configure, EINVAL) => ": the kernel refused the MAC or MTU",
         (_, ENODEV) => ": the link disappeared meanwhile; retry",

@@ -14,6 +14,8 @@
 //!   makes veth pairs; [`bridge`] makes Linux bridges and attaches links to them;
 //! - [`ovsdb`] is a small OVSDB (RFC 7047) client for ovsdb-server's socket; [`ovs`] plugs an
 //!   interface into an OVS bridge with it;
+//! - [`offload`] turns a link's TX checksum offload off through the ethtool generic netlink
+//!   family, for OVS's userspace (`netdev`) datapath;
 //! - the bindings: [`ovs`], [`hybrid`] (ovs_hybrid_plug: qbr/qvb/qvo), [`linuxbridge`] and
 //!   [`script`] (`<bindir>/<vif_type>` executables, as upstream);
 //! - [`vif`] chooses the binding from the port ([`VifBinding`]) and is the entry point
@@ -26,11 +28,19 @@
 //!
 //! let binding = kuryr_binding::VifBinding::from_port(
 //!     "ovs",
-//!     &serde_json::json!({"ovs_hybrid_plug": true, "bridge_name": "br-int"}),
+//!     &serde_json::json!({
+//!         "ovs_hybrid_plug": true,
+//!         "bridge_name": "br-int",
+//!         "datapath_type": "netdev",
+//!     }),
 //! );
 //! assert_eq!(
 //!     binding,
-//!     kuryr_binding::VifBinding::Ovs { bridge: "br-int".into(), hybrid: true }
+//!     kuryr_binding::VifBinding::Ovs {
+//!         bridge: "br-int".into(),
+//!         hybrid: true,
+//!         userspace: true,
+//!     }
 //! );
 //! ```
 
@@ -40,6 +50,7 @@ pub mod hybrid;
 pub mod linuxbridge;
 pub mod names;
 pub mod netlink;
+pub mod offload;
 pub mod ovs;
 pub mod ovsdb;
 mod pyrepr;

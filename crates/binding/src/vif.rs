@@ -4,7 +4,7 @@
 //!
 //! | vif_type | binding |
 //! | --- | --- |
-//! | `ovs` | into OVS bridge `bridge_name` (default br-int), or through qbr/qvb/qvo with `ovs_hybrid_plug` |
+//! | `ovs` | into OVS bridge `bridge_name` (default br-int), or through qbr/qvb/qvo with `ovs_hybrid_plug`; with `datapath_type` `netdev`, TX checksum offload off on the container end first |
 //! | `bridge` | into Linux bridge `brq<network[:11]>` (or vif_details' `bridge_name`) |
 //! | `tap` | nothing: the agent finds the tap itself |
 //! | `binding_failed`, `unbound`, empty | an error: no agent took the port |
@@ -20,14 +20,26 @@ use crate::script::{
     validate_vif_type, ScriptArgs, Scripts, DEFAULT_BINDIR, DEFAULT_SCRIPT_TIMEOUT,
 };
 use crate::veth::format_mac;
-use crate::{hybrid, hybrid_names, linuxbridge, validate_ifname, Error, Netlink, Ovsdb};
+use crate::{
+    hybrid, hybrid_names, linuxbridge, offload, validate_ifname, veth_names, Error, Netlink, Ovsdb,
+};
+
+/// The `datapath_type` in vif_details of a bridge on OVS's userspace datapath (Neutron's
+/// `[ovs] datapath_type`); `system` is the kernel's.
+const USERSPACE_DATAPATH: &str = "netdev";
 
 /// How a port is bound on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VifBinding {
     /// Neutron's Open vSwitch agent: the tap into OVS `bridge`, or with `hybrid`, into a Linux
-    /// bridge joined to OVS by a veth (for the iptables firewall).
-    Ovs { bridge: String, hybrid: bool },
+    /// bridge joined to OVS by a veth (for the iptables firewall). `userspace`: the bridge is
+    /// on the userspace (`netdev`) datapath, which forwards partial checksums uncompleted, so
+    /// the container end gets TX checksum offload turned off.
+    Ovs {
+        bridge: String,
+        hybrid: bool,
+        userspace: bool,
+    },
     /// Neutron's Linux bridge agent: the tap into a Linux bridge, the one vif_details name
     /// or else the network's `brq` bridge.
     LinuxBridge { bridge: Option<String> },
@@ -50,6 +62,8 @@ impl VifBinding {
             "ovs" => VifBinding::Ovs {
                 bridge: bridge_name.unwrap_or(DEFAULT_BRIDGE).to_owned(),
                 hybrid: vif_details.get("ovs_hybrid_plug") == Some(&Value::Bool(true)),
+                userspace: vif_details.get("datapath_type").and_then(Value::as_str)
+                    == Some(USERSPACE_DATAPATH),
             },
             "bridge" => VifBinding::LinuxBridge {
                 bridge: bridge_name.map(str::to_owned),
@@ -121,11 +135,15 @@ impl Binder {
     /// before anything changes; a plug that fails on the way removes what it made, but never
     /// the veth, which is the caller's.
     ///
+    /// On OVS's userspace datapath (vif_details `datapath_type` `netdev`), the container end of
+    /// the veth (`t_c<port[:11]>`, still in the host namespace) first gets its TX checksum
+    /// offload turned off; see [`offload`].
+    ///
     /// # Errors
     ///
     /// [`Error::Unbound`] if Neutron did not bind the port; invalid names, MAC or vif_type;
     /// the errors of each binding (see [`Ovsdb::add_port`], [`hybrid::plug`],
-    /// [`Netlink::plug_linux_bridge`], [`Scripts::bind`]).
+    /// [`offload::disable_tx_checksum`], [`Netlink::plug_linux_bridge`], [`Scripts::bind`]).
     pub async fn plug(&self, req: &PlugRequest) -> Result<(), Error> {
         let binding = VifBinding::from_port(&req.vif_type, &req.vif_details);
         validate(&binding, &req.host_ifname, &req.port_id, &req.mac)?;
@@ -138,7 +156,8 @@ impl Binder {
             VifBinding::Tap => Ok(()),
             VifBinding::Ovs {
                 bridge,
-                hybrid: false,
+                hybrid,
+                userspace,
             } => {
                 if self.netlink.link(&req.host_ifname).await?.is_none() {
                     return Err(Error::MissingLink {
@@ -146,19 +165,24 @@ impl Binder {
                         reason: "the container's veth must exist before it is plugged",
                     });
                 }
-                self.ovsdb.add_port(&ovs_port(req, bridge)).await?;
-                Ok(())
-            }
-            VifBinding::Ovs {
-                bridge,
-                hybrid: true,
-            } => {
-                let plug = hybrid::HybridPlug {
-                    tap: &req.host_ifname,
-                    mtu: req.mtu,
-                    ovs: ovs_port(req, bridge),
-                };
-                hybrid::plug(&self.netlink, &self.ovsdb, &plug).await
+                if *userspace {
+                    // Before the port is in OVS, so it never forwards a partial checksum. Only
+                    // the container end: the packets start there, and the links between it and
+                    // OVS (tap, qbr, qvb/qvo) forward them as they are, already checksummed.
+                    // The veth is the caller's: a failed plug below does not turn it back on.
+                    offload::disable_tx_checksum(&veth_names(&req.port_id).container).await?;
+                }
+                if *hybrid {
+                    let plug = hybrid::HybridPlug {
+                        tap: &req.host_ifname,
+                        mtu: req.mtu,
+                        ovs: ovs_port(req, bridge),
+                    };
+                    hybrid::plug(&self.netlink, &self.ovsdb, &plug).await
+                } else {
+                    self.ovsdb.add_port(&ovs_port(req, bridge)).await?;
+                    Ok(())
+                }
             }
             VifBinding::LinuxBridge { bridge } => {
                 let bridge = linuxbridge::bridge_for(&req.network_id, bridge.as_deref());
@@ -257,9 +281,16 @@ fn validate(
         });
     }
     match binding {
-        VifBinding::Ovs { bridge, hybrid } => {
+        VifBinding::Ovs {
+            bridge,
+            hybrid,
+            userspace,
+        } => {
             // An OVS bridge has a local port of its own name: a link name's rules apply.
             validate_ifname(bridge)?;
+            if *userspace {
+                validate_ifname(&veth_names(port_id).container)?;
+            }
             if *hybrid {
                 let names = hybrid_names(port_id);
                 for name in [&names.bridge, &names.bridge_end, &names.ovs_end] {
@@ -288,7 +319,8 @@ mod tests {
             VifBinding::from_port("ovs", &none),
             VifBinding::Ovs {
                 bridge: "br-int".into(),
-                hybrid: false
+                hybrid: false,
+                userspace: false,
             }
         );
         assert_eq!(
@@ -298,7 +330,8 @@ mod tests {
             ),
             VifBinding::Ovs {
                 bridge: "br-x".into(),
-                hybrid: true
+                hybrid: true,
+                userspace: false,
             }
         );
         // Only a JSON true means hybrid.
@@ -306,9 +339,35 @@ mod tests {
             VifBinding::from_port("ovs", &json!({"ovs_hybrid_plug": "True"})),
             VifBinding::Ovs {
                 bridge: "br-int".into(),
-                hybrid: false
+                hybrid: false,
+                userspace: false,
             }
         );
+        // Neutron's OVS driver puts the agent's datapath_type in vif_details.
+        assert_eq!(
+            VifBinding::from_port(
+                "ovs",
+                &json!({"datapath_type": "netdev", "ovs_hybrid_plug": true})
+            ),
+            VifBinding::Ovs {
+                bridge: "br-int".into(),
+                hybrid: true,
+                userspace: true,
+            }
+        );
+        for kernel in [
+            json!({"datapath_type": "system"}),
+            json!({"datapath_type": 1}),
+        ] {
+            assert_eq!(
+                VifBinding::from_port("ovs", &kernel),
+                VifBinding::Ovs {
+                    bridge: "br-int".into(),
+                    hybrid: false,
+                    userspace: false,
+                }
+            );
+        }
         assert_eq!(
             VifBinding::from_port("bridge", &none),
             VifBinding::LinuxBridge { bridge: None }
@@ -353,6 +412,7 @@ mod tests {
         let ovs = VifBinding::Ovs {
             bridge: "br-int".into(),
             hybrid: true,
+            userspace: true,
         };
         assert!(validate(&ovs, "tapx", "port", &mac).is_ok());
         assert!(validate(&ovs, "tap/x", "port", &mac).is_err());
@@ -360,8 +420,20 @@ mod tests {
         let bad_bridge = VifBinding::Ovs {
             bridge: "br int".into(),
             hybrid: false,
+            userspace: false,
         };
         assert!(validate(&bad_bridge, "tapx", "port", &mac).is_err());
+        // On the userspace datapath the container end is touched: its name is checked too.
+        let userspace = VifBinding::Ovs {
+            bridge: "br-int".into(),
+            hybrid: false,
+            userspace: true,
+        };
+        let err = validate(&userspace, "tapx", "p/rt", &mac).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidName { ref name, .. } if name == "t_cp/rt"),
+            "{err}"
+        );
         let err = validate(&VifBinding::Script("../x".into()), "tapx", "p", &mac).unwrap_err();
         assert!(matches!(err, Error::InvalidVifType { .. }), "{err}");
     }

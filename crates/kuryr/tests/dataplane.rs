@@ -139,6 +139,33 @@ async fn two_containers_ping_each_other_through_br_int() {
             c2.ip
         );
         assert!(pings(&k, &c2.name, &c1.ip, Duration::from_secs(5)).await);
+        // TCP too: on the userspace datapath it needs the container end's TX checksum
+        // offload off, which the ovs binding does.
+        k.docker_ok(&[
+            "exec",
+            "-d",
+            &c2.name,
+            "sh",
+            "-c",
+            "nc -l -p 5000 > /tmp/got",
+        ])
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent = k
+            .docker(&[
+                "exec",
+                &c1.name,
+                "sh",
+                "-c",
+                &format!("echo hello-over-tcp | nc -w 3 {} 5000", c2.ip),
+            ])
+            .await;
+        let got = eventually("c2 received the TCP payload", || async {
+            let text = k.docker_ok(&["exec", &c2.name, "cat", "/tmp/got"]).await;
+            (!text.is_empty()).then_some(text)
+        })
+        .await;
+        assert_eq!(got, "hello-over-tcp", "{sent:?}");
 
         for c in [&c1, &c2] {
             k.remove_container(&c.name).await;

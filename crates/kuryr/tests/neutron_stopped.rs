@@ -148,3 +148,113 @@ fn serve_starts_without_neutron_and_serves_once_it_is_back() {
     assert!(exit.success(), "{exit:?}");
     assert!(!socket.exists(), "socket removed on exit");
 }
+
+#[test]
+#[ignore = "stops the shared Open vSwitch agent; scripts/test runs it alone, after the other tests"]
+fn a_port_that_never_turns_active_fails_create_endpoint_and_is_unplugged() {
+    std::env::var("OS_AUTH_URL").expect("OS_* variables of the local stack (scripts/stack env)");
+    let stack_conf = std::env::var("KURYR_STACK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".cache/stack"))
+        .join("kuryr.conf");
+    let dir = std::env::temp_dir().join(format!("kuryr-fatal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fatal = dir.join("fatal.conf");
+    std::fs::write(
+        &fatal,
+        "[neutron]\nvif_plugging_is_fatal = true\nvif_plugging_timeout = 5\n",
+    )
+    .unwrap();
+    let socket = dir.join("kuryr.sock");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        .arg("--config-file")
+        .arg(&stack_conf)
+        .arg("--config-file")
+        .arg(&fatal)
+        .args(["serve", "--socket"])
+        .arg(&socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start kuryr serve");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "kuryr serve listens");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let call = |path: &str, body: String| -> serde_json::Value {
+        let (status, text) = plugin_call(&socket, path, &body);
+        assert_eq!(status, 200, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    let net = format!("{:064x}", u128::from(std::process::id()) << 64 | 0xfa7a1);
+    let endpoint = format!("{:064x}", u128::from(std::process::id()) << 64 | 0xe9d);
+    let pool = call(
+        "/IpamDriver.RequestPool",
+        r#"{"AddressSpace": "", "Pool": "10.251.8.0/24", "SubPool": "", "Options": {}, "V6": false}"#.into(),
+    );
+    let pool_id = pool["PoolID"].as_str().unwrap().to_owned();
+    call(
+        "/NetworkDriver.CreateNetwork",
+        format!(
+            r#"{{"NetworkID": "{net}", "Options": {{}}, "IPv4Data": [{{"AddressSpace": "", "Pool": "10.251.8.0/24", "Gateway": "10.251.8.1/24"}}], "IPv6Data": []}}"#
+        ),
+    );
+    let address = call(
+        "/IpamDriver.RequestAddress",
+        format!(
+            r#"{{"PoolID": "{pool_id}", "Address": "", "Options": {{"com.docker.network.endpoint.macaddress": "02:42:0a:fb:08:09"}}}}"#
+        ),
+    );
+    let address = address["Address"].as_str().unwrap().to_owned();
+
+    // The agent is gone, though Neutron still counts it alive for a while: the port is bound
+    // to `ovs`, plugged, and never turns ACTIVE.
+    stack(&["stop", "neutron-ovs-agent"]);
+    let started = Instant::now();
+    let (status, text) = plugin_call(
+        &socket,
+        "/NetworkDriver.CreateEndpoint",
+        &format!(
+            r#"{{"NetworkID": "{net}", "EndpointID": "{endpoint}", "Interface": {{"Address": "{address}", "MacAddress": "02:42:0a:fb:08:09"}}, "Options": {{}}}}"#
+        ),
+    );
+    let took = started.elapsed();
+    stack(&["start", "neutron-ovs-agent"]);
+    let ovs_ports = Command::new("ovs-vsctl")
+        .args(["--bare", "--columns=name", "find", "Interface"])
+        .arg(format!("external_ids:vm-uuid={endpoint}"))
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&ovs_ports.stdout).trim().to_owned();
+
+    let bare = address.split('/').next().unwrap();
+    call(
+        "/IpamDriver.ReleaseAddress",
+        format!(r#"{{"PoolID": "{pool_id}", "Address": "{bare}"}}"#),
+    );
+    call(
+        "/IpamDriver.ReleasePool",
+        format!(r#"{{"PoolID": "{pool_id}"}}"#),
+    );
+    call(
+        "/NetworkDriver.DeleteNetwork",
+        format!(r#"{{"NetworkID": "{net}"}}"#),
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("vif_plugging_timeout"), "{text}");
+    assert!(text.contains("still DOWN"), "{text}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(30),
+        "waited the 5 s timeout, not forever: {took:?}"
+    );
+    assert!(
+        left.is_empty(),
+        "the failed endpoint is unplugged from OVS: {left}"
+    );
+}

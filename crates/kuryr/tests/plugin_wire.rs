@@ -1221,3 +1221,73 @@ async fn expose_makes_one_group_with_merged_ranges_and_revoke_removes_it() {
     );
     flow.remove().await;
 }
+
+/// The OVS Interface rows whose `external_ids:iface-id` is `port_id` (their names).
+fn ovs_interfaces_of(port_id: &str) -> Vec<String> {
+    let out = std::process::Command::new("ovs-vsctl")
+        .args([
+            "--bare",
+            "--columns=name",
+            "find",
+            "Interface",
+            &format!("external_ids:iface-id={port_id}"),
+        ])
+        .output()
+        .expect("ovs-vsctl: these tests need Open vSwitch (scripts/stack up)");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn vif_plugging_is_fatal_answers_once_the_ports_are_active() {
+    let n = neutron();
+    let plugin = Plugin::start_with(kuryr_driver::DriverConfig {
+        vif_plugging_is_fatal: true,
+        vif_plugging_timeout: std::time::Duration::from_secs(60),
+        ..support::config()
+    })
+    .await;
+    let (v4, _) = cidrs(13);
+    let flow = Flow::create(&plugin, Some(&v4), None, json!({}), json!({}))
+        .await
+        .unwrap();
+    // A burst: the endpoints wait together, answered as their ports turn ACTIVE.
+    let started = std::time::Instant::now();
+    let runs = futures_join((0..4u8).map(|i| flow.run_checked(mac(130 + i)))).await;
+    let took = started.elapsed();
+    for (endpoint, _, status) in &runs {
+        assert_eq!(
+            status, "ACTIVE",
+            "endpoint {endpoint}: CreateEndpoint answered before its port was ACTIVE"
+        );
+        let port = port_of(&n, endpoint).await.unwrap();
+        assert_eq!(port.binding_vif_type, "ovs");
+        assert_eq!(
+            ovs_interfaces_of(&port.id),
+            vec![host_ifname(&port.id)],
+            "the tap is in OVS with the port's iface-id"
+        );
+    }
+    eprintln!("4 endpoints ACTIVE in {took:?}");
+    for (endpoint, addresses, _) in &runs {
+        let port = port_of(&n, endpoint).await.unwrap();
+        flow.stop(endpoint, addresses).await;
+        assert!(ovs_interfaces_of(&port.id).is_empty(), "unplugged from OVS");
+        assert!(!link_exists(&host_ifname(&port.id)));
+    }
+    flow.remove().await;
+}
+
+impl Flow<'_> {
+    /// [`Flow::run`], then the port's status read right after CreateEndpoint answered.
+    async fn run_checked(&self, mac: String) -> (String, Vec<String>, String) {
+        let (endpoint, addresses) = self.run(&mac, &[]).await;
+        let status = port_of(&neutron(), &endpoint)
+            .await
+            .map(|p| p.status)
+            .unwrap_or_default();
+        (endpoint, addresses, status)
+    }
+}

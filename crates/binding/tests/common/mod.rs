@@ -248,3 +248,31 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `ethtool -k DEV` (the tool, as an independent view) as feature → state (`on`,
+/// `off [fixed]`, ...).
+pub fn ethtool_features(dev: &str) -> BTreeMap<String, String> {
+    let out = Command::new("ethtool")
+        .args(["-k", dev])
+        .output()
+        .expect("ethtool (apt-get install ethtool)");
+    assert!(
+        out.status.success(),
+        "ethtool -k {dev}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.trim().split_once(": "))
+        .map(|(feature, state)| (feature.to_owned(), state.trim().to_owned()))
+        .collect()
+}
+
+/// The TX checksum features of `dev` (`tx-checksumming` and `tx-checksum-*`), from
+/// [`ethtool_features`].
+pub fn tx_checksum(dev: &str) -> BTreeMap<String, String> {
+    ethtool_features(dev)
+        .into_iter()
+        .filter(|(feature, _)| feature.starts_with("tx-checksum"))
+        .collect()
+}
