@@ -22,6 +22,10 @@ pub enum Op {
     Delete,
     /// Turning TX checksum offload off (`ethtool -K X tx off`).
     DisableTxChecksum,
+    /// Creating a container's link on the VM's interface (nested containers).
+    CreateVlan,
+    CreateMacvlan,
+    CreateIpvlan,
 }
 
 impl fmt::Display for Op {
@@ -34,6 +38,9 @@ impl fmt::Display for Op {
             Op::Configure => "configuring link",
             Op::Delete => "deleting link",
             Op::DisableTxChecksum => "turning TX checksum offload off on",
+            Op::CreateVlan => "creating VLAN link",
+            Op::CreateMacvlan => "creating macvlan link",
+            Op::CreateIpvlan => "creating ipvlan link",
         })
     }
 }
@@ -100,6 +107,27 @@ pub enum Error {
     /// ethtool netlink interface, a feature the kernel keeps on, a failed exchange.
     #[error("turning TX checksum offload off on {name}: {reason}")]
     Offload { name: String, reason: String },
+
+    /// A nested container's link name is held by a link of another kind, on another parent,
+    /// or with another VLAN id.
+    #[error("{name} exists but is {found}, not {expected}: remove it if no container uses it (a leftover, or not kuryr's)")]
+    WrongLink {
+        name: String,
+        /// e.g. `a veth`, `a macvlan on eth1`, `VLAN 12 on eth0`.
+        found: String,
+        expected: String,
+    },
+
+    /// The VM's interface that a nested container's link goes on does not exist here.
+    #[error(
+        "{parent} does not exist in kuryr's network namespace, so {name} cannot be made on it: \
+         [binding] link_iface must name the VM's interface (the one with the VM port's MAC)"
+    )]
+    MissingParent { parent: String, name: String },
+
+    /// Refused before sending: a nested container's link that cannot work.
+    #[error("cannot make {name}: {reason}")]
+    InvalidLink { name: String, reason: String },
 
     /// A link has a bridge's name but is something else.
     #[error(
@@ -286,6 +314,25 @@ fn hint(op: Op, errno: i32) -> &'static str {
         (Op::CreateVeth, EEXIST) => ": a link with one of these names appeared meanwhile; retry",
         (Op::CreateVeth, EOPNOTSUPP) => ": this kernel has no veth support (modprobe veth)",
         (Op::CreateBridge, EOPNOTSUPP) => ": this kernel has no bridge support (modprobe bridge)",
+        (Op::CreateVlan, EOPNOTSUPP) => {
+            ": this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q; modprobe 8021q)"
+        }
+        (Op::CreateMacvlan, EOPNOTSUPP) => {
+            ": this kernel has no macvlan support (CONFIG_MACVLAN; modprobe macvlan)"
+        }
+        (Op::CreateIpvlan, EOPNOTSUPP) => {
+            ": this kernel has no ipvlan support (CONFIG_IPVLAN; modprobe ipvlan)"
+        }
+        (Op::CreateMacvlan | Op::CreateIpvlan, EBUSY) => {
+            ": the VM's interface already carries links of the other kind (macvlan and ipvlan \
+             cannot share one)"
+        }
+        (Op::CreateVlan | Op::CreateMacvlan | Op::CreateIpvlan, EEXIST) => {
+            ": a link with this name appeared meanwhile; retry"
+        }
+        (Op::CreateVlan | Op::CreateMacvlan | Op::CreateIpvlan, EINVAL) => {
+            ": the kernel refused the MAC, MTU or VLAN id"
+        }
         (Op::DisableTxChecksum, EOPNOTSUPP) => ": the link's driver cannot change its features",
         (_, EADDRNOTAVAIL) => ": the MAC address is not a usable unicast address",
         (Op::CreateVeth | Op::Configure, EINVAL) => ": the kernel refused the MAC or MTU",

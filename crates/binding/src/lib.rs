@@ -11,7 +11,8 @@
 //! Layout:
 //! - [`names`] derives and validates interface names;
 //! - [`netlink`] owns the netlink connection and reads, changes and deletes links; [`veth`]
-//!   makes veth pairs; [`bridge`] makes Linux bridges and attaches links to them;
+//!   makes veth pairs; [`bridge`] makes Linux bridges and attaches links to them; [`nested`]
+//!   makes the VLAN, macvlan or ipvlan link of a container inside a VM;
 //! - [`ovsdb`] is a small OVSDB (RFC 7047) client for ovsdb-server's socket; [`ovs`] plugs an
 //!   interface into an OVS bridge with it;
 //! - [`offload`] turns a link's TX checksum offload off through the ethtool generic netlink
@@ -49,6 +50,7 @@ pub mod error;
 pub mod hybrid;
 pub mod linuxbridge;
 pub mod names;
+pub mod nested;
 pub mod netlink;
 pub mod offload;
 pub mod ovs;
@@ -63,6 +65,7 @@ pub use names::{
     hybrid_names, linux_bridge_name, validate_ifname, veth_names, HybridNames, VethNames,
     IFNAME_MAX,
 };
+pub use nested::{NestedLink, NestedSpec};
 pub use netlink::{LinkInfo, Netlink};
 pub use ovs::{OvsPort, Plugged};
 pub use ovsdb::{Ovsdb, OvsdbError};

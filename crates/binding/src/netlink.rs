@@ -3,7 +3,7 @@
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    InfoData, InfoVlan, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
 use rtnetlink::{Handle, LinkUnspec};
 use tokio::task::JoinHandle;
@@ -32,6 +32,11 @@ pub struct LinkInfo {
     pub peer_netns_id: Option<i32>,
     /// Index of the bridge (or bond) this link is attached to (`IFLA_MASTER`), if any.
     pub master: Option<u32>,
+    /// For a link stacked on another (VLAN, macvlan, ipvlan), the index of that lower link
+    /// (`IFLA_LINK`); `None` when the lower link is in another namespace.
+    pub lower_index: Option<u32>,
+    /// For a VLAN link, its VLAN id.
+    pub vlan_id: Option<u16>,
 }
 
 impl LinkInfo {
@@ -50,6 +55,8 @@ impl LinkInfo {
             peer_index: None,
             peer_netns_id: None,
             master: None,
+            lower_index: None,
+            vlan_id: None,
         };
         let mut link = None;
         for attr in &msg.attributes {
@@ -65,14 +72,25 @@ impl LinkInfo {
                         NlLinkInfo::Kind(kind) => Some(kind.to_string()),
                         _ => None,
                     });
+                    info.vlan_id = infos.iter().find_map(|i| match i {
+                        NlLinkInfo::Data(InfoData::Vlan(data)) => {
+                            data.iter().find_map(|d| match d {
+                                InfoVlan::Id(id) => Some(*id),
+                                _ => None,
+                            })
+                        }
+                        _ => None,
+                    });
                 }
                 _ => {}
             }
         }
-        // IFLA_LINK means "peer" only for a veth (for a VLAN it is the lower device).
+        // IFLA_LINK means "peer" for a veth, the lower device for a VLAN or macvlan; with
+        // IFLA_LINK_NETNSID it is an index in another namespace.
         if info.is_veth() {
             info.peer_index = link;
         } else {
+            info.lower_index = link.filter(|_| info.peer_netns_id.is_none());
             info.peer_netns_id = None;
         }
         info

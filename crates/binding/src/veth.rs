@@ -24,10 +24,10 @@ pub struct VethSpec<'a> {
 /// What the host end's name holds now.
 enum Existing {
     Absent,
-    /// Our pair, both ends here.
+    /// Our pair, both ends here (boxed: far larger than `Absent`).
     Ours {
-        host: LinkInfo,
-        container: LinkInfo,
+        host: Box<LinkInfo>,
+        container: Box<LinkInfo>,
     },
 }
 
@@ -144,7 +144,10 @@ impl Netlink {
         if container.name != names.container {
             return Err(wrong_peer(format!("is named {}", container.name)));
         }
-        Ok(Existing::Ours { host, container })
+        Ok(Existing::Ours {
+            host: Box::new(host),
+            container: Box::new(container),
+        })
     }
 
     /// One `RTM_NEWLINK` for the whole pair. The container end's MAC and MTU go into the peer

@@ -1,6 +1,7 @@
 //! Endpoints: CreateEndpoint binds a Neutron port to this host and makes the container's
-//! veth pair; Join tells Docker which interface to move into the container and its routes;
-//! DeleteEndpoint removes the veth and unbinds the port from the endpoint.
+//! veth pair (in a VM: see [`crate::nested`]); Join tells Docker which interface to move into
+//! the container and its routes; DeleteEndpoint removes the interface and unbinds the port
+//! from the endpoint.
 
 use std::net::IpAddr;
 
@@ -18,8 +19,21 @@ use serde_json::Value;
 use crate::error::{neutron_err, DriverError, Result};
 use crate::lookup::{is_unbound_kuryr_port, same_cidr};
 use crate::mapping::{self, id_tags, DEVICE_OWNER};
+use crate::nested::{NestedKind, PortMode};
 use crate::plugging::NotActive;
 use crate::Driver;
+
+/// What CreateEndpoint writes on the endpoint's port besides its tags and MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Bare metal: bound to this host, owned by kuryr (`device_owner`, `device_id`).
+    Bind,
+    /// macvlan, ipvlan: owned by kuryr but never bound (the VM's port carries it).
+    Own,
+    /// vlan: only tagged, since Neutron's trunk plugin binds subports itself and refuses a
+    /// port with a `device_id`.
+    Tag,
+}
 
 impl Driver {
     pub(crate) async fn create_endpoint(
@@ -70,11 +84,18 @@ impl Driver {
         let (port, created) = self
             .bind_port(req, &network, &fixed_ips, interface.mac_address.as_ref())
             .await?;
-        if let Err(e) = self.plug(req, &port, &network).await {
+        let plugged = match &self.config.port_mode {
+            PortMode::Veth => self.plug(req, &port, &network).await,
+            PortMode::Nested(nested) => self.plug_nested(nested, &port, &network).await,
+        };
+        if let Err(e) = plugged {
             self.unbind_after_failure(req, &port, created).await;
             return Err(e);
         }
-        let mac = if interface.mac_address.is_none() {
+        // An ipvlan link has the VM's MAC, which Docker must not replace by the port's.
+        let ipvlan =
+            matches!(&self.config.port_mode, PortMode::Nested(n) if n.kind == NestedKind::Ipvlan);
+        let mac = if interface.mac_address.is_none() && !ipvlan {
             port.mac_address.parse::<MacAddress>().ok()
         } else {
             None
@@ -168,6 +189,15 @@ impl Driver {
         }
     }
 
+    /// How the mode claims an endpoint's port.
+    fn claim(&self) -> Claim {
+        match &self.config.port_mode {
+            PortMode::Veth => Claim::Bind,
+            PortMode::Nested(n) if n.kind == NestedKind::Vlan => Claim::Tag,
+            PortMode::Nested(_) => Claim::Own,
+        }
+    }
+
     async fn create_bound_port(
         &self,
         req: &CreateEndpointRequest,
@@ -176,15 +206,17 @@ impl Driver {
         mac: Option<&MacAddress>,
     ) -> Result<Port> {
         let tags = id_tags(&req.endpoint_id).to_vec();
+        let claim = self.claim();
+        let owned = claim != Claim::Tag;
         let api = self.neutron.ports();
         let port = api
             .create(&PortSpec {
                 name: Some(mapping::endpoint_port_name(&req.endpoint_id)),
                 network_id: Some(network.id.clone()),
                 admin_state_up: Some(true),
-                device_owner: Some(DEVICE_OWNER.into()),
-                device_id: Some(req.endpoint_id.as_str().into()),
-                binding_host_id: Some(self.config.host_id.clone()),
+                device_owner: owned.then(|| DEVICE_OWNER.into()),
+                device_id: owned.then(|| req.endpoint_id.as_str().into()),
+                binding_host_id: (claim == Claim::Bind).then(|| self.config.host_id.clone()),
                 mac_address: mac.map(ToString::to_string),
                 fixed_ips: Some(fixed_ips.to_vec()),
                 tags: self.readiness.tags_on_port_create().then(|| tags.clone()),
@@ -211,7 +243,8 @@ impl Driver {
 
     /// Bind an existing port: host and owner in ONE update (Neutron's DVR scheduling needs
     /// both at once), Docker's MAC, and no update at all when nothing changes (a port an
-    /// orchestrator pre-bound costs no Neutron write).
+    /// orchestrator pre-bound costs no Neutron write). In a VM the port is only owned, or
+    /// only tagged (see [`Claim`]).
     async fn adopt_port(
         &self,
         req: &CreateEndpointRequest,
@@ -219,14 +252,21 @@ impl Driver {
         mac: Option<&MacAddress>,
     ) -> Result<Port> {
         let mut spec = PortSpec::default();
-        if port.binding_host_id != self.config.host_id {
-            spec.binding_host_id = Some(self.config.host_id.clone());
-            spec.device_owner = Some(DEVICE_OWNER.into());
+        let claim = self.claim();
+        match claim {
+            Claim::Bind if port.binding_host_id != self.config.host_id => {
+                spec.binding_host_id = Some(self.config.host_id.clone());
+                spec.device_owner = Some(DEVICE_OWNER.into());
+            }
+            Claim::Own if port.device_owner != DEVICE_OWNER => {
+                spec.device_owner = Some(DEVICE_OWNER.into());
+            }
+            _ => {}
         }
         if !port.admin_state_up {
             spec.admin_state_up = Some(true);
         }
-        if port.device_id.is_empty() {
+        if port.device_id.is_empty() && claim != Claim::Tag {
             spec.device_id = Some(req.endpoint_id.as_str().into());
         }
         if let Some(mac) = mac {
@@ -330,7 +370,7 @@ impl Driver {
     }
 
     /// `vif_plugging_is_fatal`: wait until Neutron says the port is ACTIVE.
-    async fn wait_active(&self, port: &Port) -> Result<()> {
+    pub(crate) async fn wait_active(&self, port: &Port) -> Result<()> {
         let timeout = self.config.vif_plugging_timeout;
         match self.plugging.wait(&self.neutron, &port.id, timeout).await {
             Ok(()) => Ok(()),
@@ -344,9 +384,12 @@ impl Driver {
 
     /// Undo CreateEndpoint after the host part failed: a port made here goes, an adopted one
     /// loses the endpoint's tags (IPAM's ReleaseAddress then handles it as usual).
+    /// (In a VM, [`Driver::plug_nested`] has undone its own steps already.)
     async fn unbind_after_failure(&self, req: &CreateEndpointRequest, port: &Port, created: bool) {
-        if let Err(e) = self.unplug(req.endpoint_id.as_str(), port).await {
-            tracing::warn!(port = %port.id, "rolling back CreateEndpoint: {e}");
+        if self.config.port_mode == PortMode::Veth {
+            if let Err(e) = self.unplug(req.endpoint_id.as_str(), port).await {
+                tracing::warn!(port = %port.id, "rolling back CreateEndpoint: {e}");
+            }
         }
         let result = if created {
             self.neutron.ports().delete(&port.id).await.map(|_| ())
@@ -381,7 +424,10 @@ impl Driver {
             tracing::warn!(endpoint = %req.endpoint_id.as_str(), "DeleteEndpoint: no Neutron port carries its tags; nothing to undo");
             return Ok(Empty {});
         };
-        self.unplug(req.endpoint_id.as_str(), &port).await?;
+        match &self.config.port_mode {
+            PortMode::Veth => self.unplug(req.endpoint_id.as_str(), &port).await?,
+            PortMode::Nested(nested) => self.unplug_nested(nested, &port).await?,
+        }
         let tags = id_tags(&req.endpoint_id).to_vec();
         self.remove_tags(self.neutron.ports(), &port.id, &port.tags, &tags)
             .await

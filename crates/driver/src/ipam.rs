@@ -662,10 +662,12 @@ impl Driver {
             .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == subnet.id))
         {
             if port.tags.iter().any(|t| t == EXISTING_PORT_TAG) {
+                self.release_subport(&port).await?;
                 self.reset_existing_port(&port).await?;
             } else if port.tags.iter().any(|t| t == DEVICE_OWNER)
                 || (!port.device_id.is_empty() && port.name == format!("{}-port", port.device_id))
             {
+                self.release_subport(&port).await?;
                 match self.neutron.ports().delete(&port.id).await {
                     Ok(_) => {}
                     Err(e) => {

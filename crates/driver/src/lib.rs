@@ -6,7 +6,8 @@
 //! keeps no state between calls, so it can be restarted between any two of them.
 //!
 //! The modules follow Docker's objects: [`ipam`] (pools and addresses), [`network`],
-//! [`endpoint`] (ports and the host's veth), [`expose`] (`--expose` security groups).
+//! [`endpoint`] (ports and the host's veth), [`expose`] (`--expose` security groups);
+//! [`nested`] is what differs for containers inside a VM.
 
 pub mod endpoint;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod ipam;
 mod locks;
 mod lookup;
 pub mod mapping;
+pub mod nested;
 pub mod network;
 pub mod options;
 mod plugging;
@@ -32,6 +34,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::{DriverError, Result};
+pub use nested::{Nested, NestedKind, PortMode};
 pub use readiness::Readiness;
 
 /// What the driver needs from kuryr.conf and the host.
@@ -61,6 +64,8 @@ pub struct DriverConfig {
     pub bindir: PathBuf,
     /// ovsdb-server's socket, for ports whose `binding:vif_type` is `ovs`.
     pub ovsdb_socket: PathBuf,
+    /// `[DEFAULT] default_port_driver`: bare metal, or containers inside a VM.
+    pub port_mode: PortMode,
 }
 
 /// The driver: one per daemon, shared by all connections.
@@ -71,6 +76,8 @@ pub struct Driver {
     locks: locks::KeyedLocks,
     binder: tokio::sync::OnceCell<kuryr_binding::Binder>,
     plugging: plugging::ActiveWatcher,
+    /// Nested modes: the VM's port, found once.
+    vm_port: tokio::sync::OnceCell<nested::VmPort>,
 }
 
 impl Driver {
@@ -82,6 +89,7 @@ impl Driver {
             locks: locks::KeyedLocks::default(),
             binder: tokio::sync::OnceCell::new(),
             plugging: plugging::ActiveWatcher::default(),
+            vm_port: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -18,7 +18,7 @@ use crate::error::{neutron_err, DriverError, Result};
 use crate::ipam::check_shared;
 use crate::lookup::same_cidr;
 use crate::mapping::{self, existing_network_tag, id_tags, DEVICE_OWNER, SUBNET_NAME_PREFIX};
-use crate::options::{Family, NeutronOptions};
+use crate::options::{Family, Named, NeutronOptions};
 use crate::Driver;
 
 /// What CreateNetwork did so far, to undo it when a later step fails.
@@ -85,7 +85,12 @@ impl Driver {
         }
         let api = self.neutron.networks();
         let mut tags = id_tags(docker_id).to_vec();
-        if let Some(named) = &opts.network {
+        // Without `neutron.net.*`, a nested mode may have a network of its own (the VM's).
+        let default = match &opts.network {
+            Some(_) => None,
+            None => self.default_network_id().await?.map(Named::Id),
+        };
+        if let Some(named) = opts.network.as_ref().or(default.as_ref()) {
             let network = self
                 .named(api.clone(), "network", named, |n: &Network| &n.id)
                 .await?;

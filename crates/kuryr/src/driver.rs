@@ -1,13 +1,16 @@
 //! The driver's settings from kuryr.conf and the host.
 
-use kuryr_driver::DriverConfig;
+use kuryr_driver::{DriverConfig, NestedKind, PortMode};
 
 use crate::config::Config;
 
 /// The driver settings of a loaded configuration; `host_id` is this host's name as Neutron
 /// agents report it (see [`host_id`]).
-pub fn driver_config(config: &Config, host_id: String) -> DriverConfig {
-    DriverConfig {
+///
+/// # Errors
+/// A port driver kuryr does not have, or options that contradict it (see [`port_mode`]).
+pub fn driver_config(config: &Config, host_id: String) -> Result<DriverConfig, String> {
+    Ok(DriverConfig {
         host_id,
         capability_scope: config.default.capability_scope.as_str().to_owned(),
         local_default_address_space: config.default.local_default_address_space.clone(),
@@ -22,7 +25,69 @@ pub fn driver_config(config: &Config, host_id: String) -> DriverConfig {
         vif_plugging_timeout: config.neutron.vif_plugging_timeout,
         bindir: config.default.bindir.clone(),
         ovsdb_socket: config.binding.ovsdb_socket.clone(),
-    }
+        port_mode: port_mode(
+            &config.default.default_port_driver,
+            &config.binding.default_driver,
+            &config.binding.link_iface,
+        )?,
+    })
+}
+
+/// The port mode upstream's `[DEFAULT] default_port_driver` selects (short names, as the
+/// options reader leaves them): `veth`, `vlan` (trunk subports, VLAN links) or `nested`
+/// (allowed address pairs; macvlan links, or ipvlan when `[binding] default_driver` says
+/// so). The binding follows from the port driver, so upstream's `enabled_port_drivers` and
+/// `[binding] enabled_drivers` are not needed; a `[binding] default_driver` that names
+/// another binding is refused rather than ignored.
+///
+/// # Errors
+/// A message that names the options and what to set them to.
+pub fn port_mode(port_driver: &str, binding: &str, link_iface: &str) -> Result<PortMode, String> {
+    let contradiction = |fix: &str| {
+        Err(format!(
+            "[binding] default_driver = {binding} does not go with [DEFAULT] \
+             default_port_driver = {port_driver}: {fix}"
+        ))
+    };
+    let kind = match port_driver {
+        "veth" => {
+            return match binding {
+                "vlan" => contradiction("for containers in a VM set default_port_driver = vlan"),
+                "macvlan" | "ipvlan" => {
+                    contradiction("for containers in a VM set default_port_driver = nested")
+                }
+                _ => Ok(PortMode::Veth),
+            }
+        }
+        "vlan" => match binding {
+            "veth" | "vlan" => NestedKind::Vlan,
+            _ => return contradiction("vlan uses VLAN links; set default_driver = vlan"),
+        },
+        "nested" => match binding {
+            "veth" | "macvlan" => NestedKind::Macvlan,
+            "ipvlan" => NestedKind::Ipvlan,
+            _ => {
+                return contradiction(
+                    "nested uses macvlan links; set default_driver = macvlan or ipvlan",
+                )
+            }
+        },
+        "sriov" => {
+            return Err(
+                "[DEFAULT] default_port_driver = sriov: kuryr has no SR-IOV port \
+                        driver; use veth (bare metal), vlan or nested (containers in a VM)"
+                    .into(),
+            )
+        }
+        other => {
+            return Err(format!(
+                "[DEFAULT] default_port_driver = {other}: no such port driver; use veth (bare \
+                 metal), vlan or nested (containers in a VM), as a name or as \
+                 kuryr_libnetwork.port_driver.drivers.<name>"
+            ))
+        }
+    };
+    PortMode::nested(kind, link_iface)
 }
 
 /// This host's name, the `binding:host_id` Neutron agents use (as Python's
@@ -30,4 +95,63 @@ pub fn driver_config(config: &Config, host_id: String) -> DriverConfig {
 pub fn host_id() -> std::io::Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
     Ok(name.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(kind: NestedKind) -> PortMode {
+        PortMode::nested(kind, "eth0").unwrap()
+    }
+
+    #[test]
+    fn port_drivers_and_their_bindings() {
+        assert_eq!(port_mode("veth", "veth", ""), Ok(PortMode::Veth));
+        assert_eq!(port_mode("veth", "hw_veb", ""), Ok(PortMode::Veth));
+        assert_eq!(
+            port_mode("vlan", "veth", "eth0"),
+            Ok(nested(NestedKind::Vlan))
+        );
+        assert_eq!(
+            port_mode("vlan", "vlan", "eth0"),
+            Ok(nested(NestedKind::Vlan))
+        );
+        assert_eq!(
+            port_mode("nested", "veth", "eth0"),
+            Ok(nested(NestedKind::Macvlan))
+        );
+        assert_eq!(
+            port_mode("nested", "macvlan", "eth0"),
+            Ok(nested(NestedKind::Macvlan))
+        );
+        assert_eq!(
+            port_mode("nested", "ipvlan", "eth0"),
+            Ok(nested(NestedKind::Ipvlan))
+        );
+    }
+
+    #[test]
+    fn refusals_say_what_to_set() {
+        let err = port_mode("sriov", "veth", "").unwrap_err();
+        assert!(err.contains("no SR-IOV port driver"), "{err}");
+        let err = port_mode("bogus", "veth", "").unwrap_err();
+        assert!(
+            err.contains("default_port_driver = bogus: no such port driver"),
+            "{err}"
+        );
+        let err = port_mode("veth", "vlan", "eth0").unwrap_err();
+        assert!(err.contains("set default_port_driver = vlan"), "{err}");
+        let err = port_mode("vlan", "macvlan", "eth0").unwrap_err();
+        assert!(err.contains("set default_driver = vlan"), "{err}");
+        let err = port_mode("nested", "vlan", "eth0").unwrap_err();
+        assert!(err.contains("macvlan or ipvlan"), "{err}");
+        let err = port_mode("vlan", "veth", "").unwrap_err();
+        assert!(err.contains("[binding] link_iface is not set"), "{err}");
+        let err = port_mode("nested", "veth", "eth 0").unwrap_err();
+        assert!(
+            err.contains("[binding] link_iface: invalid interface name"),
+            "{err}"
+        );
+    }
 }

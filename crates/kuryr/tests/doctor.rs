@@ -85,6 +85,7 @@ fn passes_against_the_local_stack() {
     );
     for line in [
         "PASS configuration: read",
+        "PASS port driver: veth",
         "PASS Keystone auth: token for",
         "PASS Neutron endpoint: http://127.0.0.1:9696",
         "PASS Neutron API: answered with",

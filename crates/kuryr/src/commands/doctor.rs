@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use kuryr::config::{Config, LoadOptions};
+use kuryr::driver::port_mode;
 use kuryr::openstack::neutron_client;
+use kuryr_driver::{NestedKind, PortMode};
 use kuryr_openstack::error::chain;
 use kuryr_openstack::neutron::Extension;
 use kuryr_openstack::AuthMethod;
@@ -117,6 +119,18 @@ pub async fn run(load: &LoadOptions) -> ExitCode {
     report.pass("configuration", sources);
     for warning in &config.warnings {
         report.warn("configuration", warning);
+    }
+    match port_mode(
+        &config.default.default_port_driver,
+        &config.binding.default_driver,
+        &config.binding.link_iface,
+    ) {
+        Ok(mode) => report.pass("port driver", describe(&mode)),
+        Err(e) => report.fail(
+            "port driver",
+            e,
+            "see the README's \"Using kuryr with Docker\" section for the port drivers",
+        ),
     }
     report.pass("credentials", &config.openstack.summary);
     if !config.openstack.origins.is_empty() {
@@ -265,5 +279,26 @@ fn check_extensions(report: &mut Report, extensions: &[Extension]) {
         } else {
             report.warn(&format!("extension {alias}"), format!("absent: no {what}"));
         }
+    }
+}
+
+/// What a port mode does, for the report.
+fn describe(mode: &PortMode) -> String {
+    match mode {
+        PortMode::Veth => "veth: containers on this host, their ports bound to it".into(),
+        PortMode::Nested(n) => match n.kind {
+            NestedKind::Vlan => format!(
+                "vlan: containers in this VM as trunk subports, VLAN links on {}",
+                n.link_iface
+            ),
+            NestedKind::Macvlan => format!(
+                "nested: containers in this VM as allowed address pairs, macvlan links on {}",
+                n.link_iface
+            ),
+            NestedKind::Ipvlan => format!(
+                "nested: containers in this VM as allowed address pairs, ipvlan links on {}",
+                n.link_iface
+            ),
+        },
     }
 }

@@ -42,7 +42,9 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     let host = host_id().map_err(|e| format!("reading this host's name: {e}"))?;
     let neutron =
         neutron_client(&config.openstack).map_err(|e| format!("{}; {}", chain(&e), e.hint()))?;
-    let driver = Arc::new(Driver::new(neutron, driver_config(&config, host.clone())));
+    let driver_config =
+        driver_config(&config, host.clone()).map_err(|e| format!("configuration: {e}"))?;
+    let driver = Arc::new(Driver::new(neutron, driver_config));
     let app = server::router(driver.clone());
 
     let unix = listen::bind_unix(&opts.socket)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kuryr_driver::{Driver, DriverConfig};
+use kuryr_driver::{Driver, DriverConfig, PortMode};
 use kuryr_openstack::auth::{
     Credentials, DomainRef, EndpointFilter, KeystoneAuth, NamedRef, Scope,
 };
@@ -70,6 +70,7 @@ pub fn config() -> DriverConfig {
         vif_plugging_timeout: Duration::ZERO,
         bindir: "/usr/libexec/kuryr".into(),
         ovsdb_socket: kuryr::config::options::DEFAULT_OVSDB_SOCKET.into(),
+        port_mode: PortMode::Veth,
     }
 }
 
@@ -171,28 +172,34 @@ impl Plugin {
 
     /// POST raw bytes, as Docker's HTTP client does.
     pub async fn call_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
-        let mut stream = UnixStream::connect(&self.socket).await.expect("connect");
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: plugin\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        // The server may answer (and close) before reading all of an oversized body.
-        let _ = stream.write_all(body).await;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        let text = String::from_utf8_lossy(&raw);
-        let status: u16 = text
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no HTTP status in {text}"));
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-        let value = serde_json::from_str(body)
-            .unwrap_or_else(|e| panic!("{path}: the answer is not JSON ({e}): {body}"));
-        (status, value)
+        call_socket(&self.socket, path, body).await
     }
+}
+
+/// POST raw bytes to a plugin socket, as Docker's HTTP client does; the status and the JSON
+/// answer.
+pub async fn call_socket(socket: &std::path::Path, path: &str, body: &[u8]) -> (u16, Value) {
+    let mut stream = UnixStream::connect(socket).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: plugin\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and close) before reading all of an oversized body.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    let value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{path}: the answer is not JSON ({e}): {body}"));
+    (status, value)
 }
 
 impl Drop for Plugin {
