@@ -222,6 +222,39 @@ pub fn spawn_daemon(plugin: &str, log: &std::path::Path) -> Daemon {
     Daemon { child, socket }
 }
 
+/// `kuryr --config-file <config> serve --plugin-name <plugin> --socket <socket>`, with `--tcp`
+/// also on the config's `[DEFAULT] kuryr_uri`, logging (appending) to `log`.
+pub fn spawn_daemon_with(
+    plugin: &str,
+    log: &std::path::Path,
+    config: &std::path::Path,
+    socket: &std::path::Path,
+    tcp: bool,
+) -> Daemon {
+    let _ = std::fs::remove_file(socket);
+    let stderr = File::options().create(true).append(true).open(log).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kuryr"));
+    command
+        .arg("--config-file")
+        .arg(config)
+        .args(["serve", "--plugin-name", plugin, "--socket"])
+        .arg(socket);
+    if tcp {
+        command.arg("--tcp");
+    }
+    let child = command
+        .env("KURYR_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start kuryr serve");
+    Daemon {
+        child,
+        socket: socket.to_owned(),
+    }
+}
+
 /// One test's kuryr plugin, Neutron client and the things to remove at the end.
 pub struct Kuryr {
     /// The plugin name: `-d` and `--ipam-driver` of the Docker networks.
@@ -282,6 +315,60 @@ impl Kuryr {
         };
         k.wait_ready(0).await;
         k
+    }
+
+    /// Like `start`, but no daemon runs yet: the test starts its own (`serve_with`), e.g. with
+    /// another kuryr.conf or socket.
+    pub async fn without_daemon(test: &str) -> Kuryr {
+        let config = config();
+        let neutron = neutron_client(&config.openstack).unwrap();
+        let pid = std::process::id();
+        let plugin = format!("kuryr-t{pid}-{test}");
+        let log = std::env::temp_dir().join(format!("{plugin}.log"));
+        let _ = std::fs::remove_file(&log);
+        Kuryr {
+            daemon: Mutex::new(None),
+            plugin,
+            prefix: format!("kt-{pid}-{test}"),
+            log,
+            neutron,
+            containers: Mutex::default(),
+            networks: Mutex::default(),
+            neutron_ports: Mutex::default(),
+            neutron_networks: Mutex::default(),
+        }
+    }
+
+    /// Start `kuryr serve` under this test's plugin name with `spawn_daemon_with`, stopping
+    /// the daemon that ran before, and wait until it finds Neutron usable.
+    pub async fn serve_with(&self, config: &std::path::Path, socket: &std::path::Path, tcp: bool) {
+        self.stop_daemon().await;
+        let from = self.log_text().len();
+        *self.daemon.lock().unwrap() = Some(spawn_daemon_with(
+            &self.plugin,
+            &self.log,
+            config,
+            socket,
+            tcp,
+        ));
+        self.wait_ready(from).await;
+    }
+
+    /// Stop the daemon (SIGTERM, then SIGKILL after 5 s), if one runs.
+    pub async fn stop_daemon(&self) {
+        let old = self.daemon.lock().unwrap().take();
+        tokio::task::spawn_blocking(move || drop(old))
+            .await
+            .unwrap();
+    }
+
+    /// Whether this test's daemon is running.
+    pub fn daemon_running(&self) -> bool {
+        self.daemon
+            .lock()
+            .unwrap()
+            .as_mut()
+            .is_some_and(|d| matches!(d.child.try_wait(), Ok(None)))
     }
 
     /// Calls that need Neutron are refused until the daemon has found it usable: wait for
