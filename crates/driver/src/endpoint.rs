@@ -13,7 +13,7 @@ use kuryr_libnetwork::network::{
 };
 use kuryr_libnetwork::plugin::Empty;
 use kuryr_libnetwork::MacAddress;
-use kuryr_openstack::neutron::{Filters, FixedIp, Network, Port, PortSpec, Subnet};
+use kuryr_openstack::neutron::{FixedIp, Network, Port, PortSpec, Subnet};
 use serde_json::Value;
 
 use crate::error::{neutron_err, DriverError, Result};
@@ -124,21 +124,10 @@ impl Driver {
         let mut ports: Vec<Port> = Vec::new();
         for ip in fixed_ips {
             let found = self
-                .neutron
-                .ports()
-                .list(
-                    &Filters::new()
-                        .eq("network_id", network.id.as_str())
-                        .eq("fixed_ips", format!("ip_address={}", ip.ip_address)),
-                )
-                .await
-                .map_err(neutron_err(format_args!(
-                    "looking up the port of {}",
-                    ip.ip_address
-                )))?;
+                .ports_holding(&network.id, &ip.subnet_id, &ip.ip_address)
+                .await?;
             for port in found {
-                let holds = port.fixed_ips.iter().any(|f| f.subnet_id == ip.subnet_id);
-                if holds && !ports.iter().any(|p| p.id == port.id) {
+                if !ports.iter().any(|p| p.id == port.id) {
                     ports.push(port);
                 }
             }

@@ -210,7 +210,7 @@ impl Driver {
 
     /// The kuryr pool of a CIDR: named `kuryrPool-<cidr>` with exactly that prefix, tagged
     /// with the subnet id when one was named, untagged by any subnet id otherwise.
-    async fn find_kuryr_pool(
+    pub(crate) async fn find_kuryr_pool(
         &self,
         cidr: &IpNet,
         subnet_id: Option<&str>,
@@ -473,19 +473,10 @@ impl Driver {
         mac: Option<&MacAddress>,
     ) -> Result<Port> {
         let existing = self
-            .neutron
-            .ports()
-            .list(
-                &Filters::new()
-                    .eq("network_id", subnet.network_id.as_str())
-                    .eq("fixed_ips", format!("ip_address={ip}")),
-            )
-            .await
-            .map_err(neutron_err(format_args!(
-                "looking for a port with address {ip}"
-            )))?
+            .ports_holding(&subnet.network_id, &subnet.id, &ip.to_string())
+            .await?
             .into_iter()
-            .find(|p| p.fixed_ips.iter().any(|f| f.subnet_id == subnet.id));
+            .next();
         match existing {
             Some(port) => self.adopt_existing_port(port, ip).await,
             None => self.create_ipam_port(subnet, Some(ip), mac).await,
@@ -646,21 +637,9 @@ impl Driver {
             return Ok(Empty {});
         };
         let ports = self
-            .neutron
-            .ports()
-            .list(
-                &Filters::new()
-                    .eq("network_id", subnet.network_id.as_str())
-                    .eq("fixed_ips", format!("ip_address={ip}")),
-            )
-            .await
-            .map_err(neutron_err(format_args!(
-                "looking for the port of address {ip}"
-            )))?;
-        for port in ports
-            .into_iter()
-            .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == subnet.id))
-        {
+            .ports_holding(&subnet.network_id, &subnet.id, &ip.to_string())
+            .await?;
+        for port in ports {
             if port.tags.iter().any(|t| t == EXISTING_PORT_TAG) {
                 self.release_subport(&port).await?;
                 self.reset_existing_port(&port).await?;

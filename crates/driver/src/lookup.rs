@@ -37,6 +37,32 @@ impl Driver {
         }
     }
 
+    /// The ports of a network that hold `ip` from subnet `subnet_id` (Neutron filters by
+    /// address only, and the same address may be in another subnet of the network).
+    pub(crate) async fn ports_holding(
+        &self,
+        network_id: &str,
+        subnet_id: &str,
+        ip: &str,
+    ) -> Result<Vec<Port>> {
+        let ports = self
+            .neutron
+            .ports()
+            .list(
+                &Filters::new()
+                    .eq("network_id", network_id)
+                    .eq("fixed_ips", format!("ip_address={ip}")),
+            )
+            .await
+            .map_err(neutron_err(format_args!(
+                "looking up the port of address {ip}"
+            )))?;
+        Ok(ports
+            .into_iter()
+            .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == subnet_id))
+            .collect())
+    }
+
     /// The Neutron port of a Docker endpoint, found by the id tags.
     pub(crate) async fn port_of(&self, endpoint: &DockerId) -> Result<Option<Port>> {
         let mut found = self

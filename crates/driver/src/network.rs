@@ -265,19 +265,8 @@ impl Driver {
                 .await
                 .map(Some);
         }
-        let name = mapping::subnetpool_name(&self.config.subnetpool_name_prefix, cidr);
-        let mut pools = self
-            .neutron
-            .subnetpools()
-            .list(&Filters::new().eq("name", name.as_str()))
+        self.find_kuryr_pool(cidr, subnet.map(|s| s.id.as_str()))
             .await
-            .map_err(neutron_err(format_args!("looking up subnetpool {name}")))?;
-        pools.retain(|p| match subnet {
-            Some(s) => p.tags.contains(&s.id),
-            None => !p.tags.iter().any(|t| mapping::is_uuid(t)),
-        });
-        pools.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(pools.into_iter().next())
     }
 
     async fn create_subnet(

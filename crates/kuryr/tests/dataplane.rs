@@ -15,52 +15,11 @@ use std::time::Duration;
 
 use docker_harness::*;
 use kuryr_openstack::neutron::{FixedIp, Port, PortSpec, SecurityGroupRuleSpec, SecurityGroupSpec};
-use serde_json::Value;
 
-/// `ovs-vsctl`, which must succeed; its standard output.
-fn vsctl(args: &[&str]) -> String {
-    let out = Command::new("ovs-vsctl")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("running ovs-vsctl: {e}; these tests need Open vSwitch: run `scripts/stack up`")
-        });
-    assert!(
-        out.status.success(),
-        "ovs-vsctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// The external_ids of the OVS Interface named `name`, as a JSON object.
-fn external_ids(name: &str) -> Value {
-    let text = vsctl(&[
-        "--format=json",
-        "--columns=external_ids",
-        "list",
-        "Interface",
-        name,
-    ]);
-    let table: Value = serde_json::from_str(&text).unwrap();
-    // OVSDB's JSON for a map: ["map", [[k, v], ...]].
-    let pairs = table["data"][0][0][1]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    pairs
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].clone()))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
-
-fn br_int_ports() -> Vec<String> {
-    vsctl(&["list-ports", "br-int"])
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+/// How long the first ping between two new ports may take: the agent programs the firewall
+/// flows (the default group's members) a while after the ports turn ACTIVE, and with the
+/// tests running side by side on 2 cores this once took longer than 20 s.
+const FIRST_PING: Duration = Duration::from_secs(45);
 
 /// The port once Neutron says it is ACTIVE (the agent saw it in br-int).
 async fn active(k: &Kuryr, port_id: &str) -> Port {
@@ -69,24 +28,6 @@ async fn active(k: &Kuryr, port_id: &str) -> Port {
         (p.status == "ACTIVE").then_some(p)
     })
     .await
-}
-
-/// Whether `container` gets an answer to ping from `ip` within `within` (one ping a second:
-/// the agent installs flows a moment after a port turns ACTIVE).
-async fn pings(k: &Kuryr, container: &str, ip: &str, within: Duration) -> bool {
-    let started = std::time::Instant::now();
-    loop {
-        let out = k
-            .docker(&["exec", container, "ping", "-c", "1", "-W", "1", ip])
-            .await;
-        if out.status.success() {
-            return true;
-        }
-        if started.elapsed() >= within {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// A container and everything the test checks about it.
@@ -132,13 +73,13 @@ async fn two_containers_ping_each_other_through_br_int() {
             assert_eq!(ids["vm-uuid"], port.device_id.as_str());
         }
         assert!(
-            pings(&k, &c1.name, &c2.ip, Duration::from_secs(20)).await,
+            k.pings(&c1.name, &c2.ip, FIRST_PING).await,
             "{} cannot ping {} ({})",
             c1.name,
             c2.name,
             c2.ip
         );
-        assert!(pings(&k, &c2.name, &c1.ip, Duration::from_secs(5)).await);
+        assert!(k.pings(&c2.name, &c1.ip, Duration::from_secs(5)).await);
         // TCP too: on the userspace datapath it needs the container end's TX checksum
         // offload off, which the ovs binding does.
         k.docker_ok(&[
@@ -198,7 +139,7 @@ async fn security_groups_are_enforced_by_the_agent() {
         active(&k, &c1.port.id).await;
         active(&k, &c2.port.id).await;
         assert!(
-            pings(&k, &c1.name, &c2.ip, Duration::from_secs(20)).await,
+            k.pings(&c1.name, &c2.ip, FIRST_PING).await,
             "the project's default group lets members ping each other"
         );
 
@@ -224,7 +165,7 @@ async fn security_groups_are_enforced_by_the_agent() {
                 .unwrap();
             // The agent applies the change within a few seconds.
             tokio::time::sleep(Duration::from_secs(4)).await;
-            let blocked = !pings(&k, &c1.name, &c2.ip, Duration::from_secs(3)).await;
+            let blocked = !k.pings(&c1.name, &c2.ip, Duration::from_secs(3)).await;
 
             k.neutron
                 .security_group_rules()
@@ -237,7 +178,7 @@ async fn security_groups_are_enforced_by_the_agent() {
                 })
                 .await
                 .unwrap();
-            let allowed = pings(&k, &c1.name, &c2.ip, Duration::from_secs(15)).await;
+            let allowed = k.pings(&c1.name, &c2.ip, Duration::from_secs(15)).await;
             (blocked, allowed)
         }
         .await;
@@ -395,7 +336,7 @@ async fn a_container_and_a_vm_port_on_one_network_reach_each_other() {
         let c = start(&k, &k.name("c"), &net, &[]).await;
         active(&k, &c.port.id).await;
         assert!(
-            pings(&k, &c.name, VM_IP, Duration::from_secs(20)).await,
+            k.pings(&c.name, VM_IP, FIRST_PING).await,
             "the container cannot ping the VM port {VM_IP}"
         );
         assert!(
@@ -429,11 +370,11 @@ async fn two_kuryr_networks_are_isolated() {
         k.docker_ok(&["exec", &b1.name, "ip", "route", "add", A, "dev", "eth0"])
             .await;
         assert!(
-            pings(&k, &a1.name, &a2.ip, Duration::from_secs(20)).await,
+            k.pings(&a1.name, &a2.ip, FIRST_PING).await,
             "same network: reachable"
         );
         assert!(
-            !pings(&k, &a1.name, &b1.ip, Duration::from_secs(4)).await,
+            !k.pings(&a1.name, &b1.ip, Duration::from_secs(4)).await,
             "{} on {net_a} reaches {} on {net_b}",
             a1.name,
             b1.name

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use docker_harness::*;
 use kuryr_openstack::neutron::{Network, Port, Subnet};
-use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
 // The upstream daemon
@@ -385,48 +384,6 @@ where
 // ---------------------------------------------------------------------------------------
 // What both daemons must leave in Neutron, OVS and the container
 
-/// `ovs-vsctl`, which must succeed; its standard output.
-fn vsctl(args: &[&str]) -> String {
-    let out = Command::new("ovs-vsctl")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("running ovs-vsctl: {e}; these tests need Open vSwitch: run `scripts/stack up`")
-        });
-    assert!(
-        out.status.success(),
-        "ovs-vsctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn br_int_ports() -> Vec<String> {
-    vsctl(&["list-ports", "br-int"])
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The external_ids of the OVS Interface named `name`.
-fn external_ids(name: &str) -> serde_json::Map<String, Value> {
-    let text = vsctl(&[
-        "--format=json",
-        "--columns=external_ids",
-        "list",
-        "Interface",
-        name,
-    ]);
-    let table: Value = serde_json::from_str(&text).unwrap();
-    table["data"][0][0][1]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].clone()))
-        .collect()
-}
-
 /// The Docker network's Neutron network, subnet and subnetpool id, checked against the
 /// scheme both daemons share (README, "Neutron mapping").
 async fn check_network(k: &Kuryr, docker_id: &str, cidr: &str) -> (Network, Subnet, String) {
@@ -521,34 +478,16 @@ async fn start(k: &Kuryr, name: &str, network: &str, net: &Network, subnet: &Sub
     }
 }
 
-/// Whether `from` gets an answer to ping from `ip` within `within` (the agent installs the
-/// flows a moment after a port turns ACTIVE).
-async fn pings(k: &Kuryr, from: &str, ip: &str, within: Duration) -> bool {
-    let started = Instant::now();
-    loop {
-        let out = k
-            .docker(&["exec", from, "ping", "-c", "1", "-W", "1", ip])
-            .await;
-        if out.status.success() {
-            return true;
-        }
-        if started.elapsed() >= within {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 async fn ping_both_ways(k: &Kuryr, a: &Running, b: &Running) {
     assert!(
-        pings(k, &a.name, &b.ip, Duration::from_secs(30)).await,
+        k.pings(&a.name, &b.ip, Duration::from_secs(30)).await,
         "{} cannot ping {} ({})",
         a.name,
         b.name,
         b.ip
     );
     assert!(
-        pings(k, &b.name, &a.ip, Duration::from_secs(10)).await,
+        k.pings(&b.name, &a.ip, Duration::from_secs(10)).await,
         "{} cannot ping {} ({})",
         b.name,
         a.name,

@@ -295,6 +295,24 @@ where
 }
 
 impl Kuryr {
+    /// Whether `container` gets an answer to ping from `ip` within `within` (one ping a
+    /// second: the agent installs the flows a moment after a port turns ACTIVE).
+    pub async fn pings(&self, container: &str, ip: &str, within: Duration) -> bool {
+        let started = Instant::now();
+        loop {
+            let out = self
+                .docker(&["exec", container, "ping", "-c", "1", "-W", "1", ip])
+                .await;
+            if out.status.success() {
+                return true;
+            }
+            if started.elapsed() >= within {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     pub async fn start(test: &str) -> Kuryr {
         let config = config();
         let neutron = neutron_client(&config.openstack).unwrap();
@@ -757,4 +775,47 @@ pub async fn default_pool(neutron: &Neutron) -> SubnetPool {
         "default pool {name} needs a default_prefixlen: {pool:?}"
     );
     pool
+}
+
+/// `ovs-vsctl`, which must succeed; its standard output.
+pub fn vsctl(args: &[&str]) -> String {
+    let out = Command::new("ovs-vsctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("running ovs-vsctl: {e}; these tests need Open vSwitch: run `scripts/stack up`")
+        });
+    assert!(
+        out.status.success(),
+        "ovs-vsctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The external_ids of the OVS Interface named `name`.
+pub fn external_ids(name: &str) -> serde_json::Map<String, Value> {
+    let text = vsctl(&[
+        "--format=json",
+        "--columns=external_ids",
+        "list",
+        "Interface",
+        name,
+    ]);
+    let table: Value = serde_json::from_str(&text).unwrap();
+    // OVSDB's JSON for a map: ["map", [[k, v], ...]].
+    table["data"][0][0][1]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].clone()))
+        .collect()
+}
+
+pub fn br_int_ports() -> Vec<String> {
+    vsctl(&["list-ports", "br-int"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
