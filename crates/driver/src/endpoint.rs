@@ -40,6 +40,9 @@ impl Driver {
         &self,
         req: &CreateEndpointRequest,
     ) -> Result<CreateEndpointResponse> {
+        if let Some(pooled) = self.pooled_endpoint(req).await? {
+            return Ok(pooled);
+        }
         let network = self.network_of(&req.network_id).await?.ok_or_else(|| {
             DriverError::not_found(format!(
                 "no Neutron network carries the tags of Docker network {}; was it created \
@@ -91,6 +94,9 @@ impl Driver {
         if let Err(e) = plugged {
             self.unbind_after_failure(req, &port, created).await;
             return Err(e);
+        }
+        if let Some(pools) = self.pools() {
+            pools.release_to_slow_path(&port.id);
         }
         // An ipvlan link has the VM's MAC, which Docker must not replace by the port's.
         let ipvlan =
@@ -264,6 +270,27 @@ impl Driver {
             }
         }
         let api = self.neutron.ports();
+        // Neutron refuses a new MAC on a bound port (a pool port, say): unbind it first;
+        // the update below binds it again.
+        let bound = !matches!(
+            port.binding_vif_type.as_str(),
+            "" | "unbound" | "binding_failed"
+        );
+        if spec.mac_address.is_some() && bound && claim == Claim::Bind {
+            let unbind = PortSpec {
+                binding_host_id: Some(String::new()),
+                ..Default::default()
+            };
+            api.update(&port.id, &unbind)
+                .await
+                .map_err(neutron_err(format_args!(
+                    "unbinding port {} to give it the MAC {}",
+                    port.id,
+                    spec.mac_address.as_deref().unwrap_or_default()
+                )))?;
+            spec.binding_host_id = Some(self.config.host_id.clone());
+            spec.device_owner.get_or_insert_with(|| DEVICE_OWNER.into());
+        }
         let port = if spec == PortSpec::default() {
             port
         } else {
@@ -286,7 +313,7 @@ impl Driver {
 
     /// The host side: the veth pair, with the port's MAC and the network's MTU, its host end
     /// plugged in where the port's `binding:vif_type` says.
-    async fn plug(
+    pub(crate) async fn plug(
         &self,
         req: &CreateEndpointRequest,
         port: &Port,
@@ -330,7 +357,7 @@ impl Driver {
     }
 
     /// Undo [`Driver::plug`]: unplug the host end, then delete the veth pair.
-    async fn unplug(&self, endpoint_id: &str, port: &Port) -> Result<()> {
+    pub(crate) async fn unplug(&self, endpoint_id: &str, port: &Port) -> Result<()> {
         let names = veth_names(&port.id);
         let binder = self.binder().await?;
         // A port whose MAC Neutron cannot give is unplugged by name and id alone.
@@ -409,6 +436,9 @@ impl Driver {
     }
 
     pub(crate) async fn delete_endpoint(&self, req: &EndpointRequest) -> Result<Empty> {
+        if self.pooled_delete_endpoint(req).await? {
+            return Ok(Empty {});
+        }
         let Some(port) = self.port_of(&req.endpoint_id).await? else {
             tracing::warn!(endpoint = %req.endpoint_id.as_str(), "DeleteEndpoint: no Neutron port carries its tags; nothing to undo");
             return Ok(Empty {});
@@ -425,6 +455,9 @@ impl Driver {
     }
 
     pub(crate) async fn join(&self, req: &JoinRequest) -> Result<JoinResponse> {
+        if let Some(pooled) = self.pooled_join(req).await? {
+            return Ok(pooled);
+        }
         let port = self.port_of(&req.endpoint_id).await?.ok_or_else(|| {
             DriverError::not_found(format!(
                 "no Neutron port carries the tags of endpoint {}; CreateEndpoint did not \
@@ -433,6 +466,12 @@ impl Driver {
             ))
         })?;
         let subnets = self.subnets_of(&port.network_id).await?;
+        Ok(self.join_response(&port, &subnets))
+    }
+
+    /// Join's answer for a port: its veth's container end, the gateways and host routes of
+    /// its subnets.
+    pub(crate) fn join_response(&self, port: &Port, subnets: &[Subnet]) -> JoinResponse {
         let gateway_of = |v6: bool| -> Option<IpAddr> {
             port.fixed_ips
                 .iter()
@@ -441,16 +480,16 @@ impl Driver {
                 .filter_map(|s| s.gateway_ip.as_deref()?.parse().ok())
                 .next()
         };
-        Ok(JoinResponse {
+        JoinResponse {
             interface_name: InterfaceName {
                 src_name: veth_names(&port.id).container,
                 dst_prefix: self.config.veth_dst_prefix.clone(),
             },
             gateway: gateway_of(false),
             gateway_ipv6: gateway_of(true),
-            static_routes: static_routes(&port, &subnets),
+            static_routes: static_routes(port, subnets),
             disable_gateway_service: true,
-        })
+        }
     }
 }
 

@@ -322,6 +322,7 @@ impl Driver {
     }
 
     pub(crate) async fn release_pool(&self, req: &ReleasePoolRequest) -> Result<Empty> {
+        self.cache.forget_pool(req.pool_id.as_str());
         let Some(pool) = self.pool(&req.pool_id).await? else {
             return Ok(Empty {});
         };
@@ -402,7 +403,7 @@ impl Driver {
     }
 
     /// The subnetpool behind a PoolID, or None when it is gone.
-    async fn pool(&self, pool_id: &PoolId) -> Result<Option<SubnetPool>> {
+    pub(crate) async fn pool(&self, pool_id: &PoolId) -> Result<Option<SubnetPool>> {
         if !mapping::is_uuid(pool_id.as_str()) {
             return Err(DriverError::invalid(format!(
                 "PoolID {} is not a Neutron subnetpool id; was this network's pool requested \
@@ -424,6 +425,9 @@ impl Driver {
         &self,
         req: &RequestAddressRequest,
     ) -> Result<RequestAddressResponse> {
+        if let Some(pooled) = self.pooled_address(req).await? {
+            return Ok(pooled);
+        }
         let Some(pool) = self.pool(&req.pool_id).await? else {
             return Err(DriverError::not_found(format!(
                 "subnetpool {} does not exist (any more); remove and re-create the Docker network",
@@ -630,6 +634,9 @@ impl Driver {
         let Some(ip) = req.address else {
             return Ok(Empty {});
         };
+        if self.pooled_release(req).await? {
+            return Ok(Empty {});
+        }
         let Some(pool) = self.pool(&req.pool_id).await? else {
             return Ok(Empty {});
         };
@@ -647,6 +654,11 @@ impl Driver {
                 || (!port.device_id.is_empty() && port.name == format!("{}-port", port.device_id))
             {
                 self.release_subport(&port).await?;
+                if let Some(pools) = self.pools() {
+                    if pools.recycle(port.clone()) {
+                        continue;
+                    }
+                }
                 match self.neutron.ports().delete(&port.id).await {
                     Ok(_) => {}
                     Err(e) => {
@@ -794,7 +806,7 @@ pub(crate) fn first_host(net: &IpNet) -> Option<IpAddr> {
 }
 
 /// `ip/prefix` of the subnet the address is on.
-fn with_prefix(ip: IpAddr, subnet: &Subnet) -> Result<IpNet> {
+pub(crate) fn with_prefix(ip: IpAddr, subnet: &Subnet) -> Result<IpNet> {
     let cidr: IpNet = subnet.cidr.parse().map_err(|_| {
         DriverError::host(format!(
             "subnet {} has an unreadable CIDR {:?}",

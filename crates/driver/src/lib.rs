@@ -9,6 +9,7 @@
 //! [`endpoint`] (ports and the host's veth), [`expose`] (`--expose` security groups);
 //! [`nested`] is what differs for containers inside a VM.
 
+mod cache;
 pub mod endpoint;
 pub mod error;
 pub mod expose;
@@ -20,6 +21,9 @@ pub mod nested;
 pub mod network;
 pub mod options;
 mod plugging;
+pub mod pool;
+pub mod pool_admin;
+mod pooled;
 mod readiness;
 
 use std::path::PathBuf;
@@ -66,6 +70,8 @@ pub struct DriverConfig {
     pub ovsdb_socket: PathBuf,
     /// `[DEFAULT] default_port_driver`: bare metal, or containers inside a VM.
     pub port_mode: PortMode,
+    /// `[vif_pool]`, when enabled (bare metal only).
+    pub pool: Option<pool::PoolConfig>,
 }
 
 /// The driver: one per daemon, shared by all connections.
@@ -78,11 +84,24 @@ pub struct Driver {
     plugging: plugging::ActiveWatcher,
     /// Nested modes: the VM's port, found once.
     vm_port: tokio::sync::OnceCell<nested::VmPort>,
+    pools: Option<std::sync::Arc<pool::Pools>>,
+    /// The pooled path's memory of Neutron lookups.
+    cache: cache::Cache,
 }
 
 impl Driver {
     pub fn new(neutron: Neutron, config: DriverConfig) -> Driver {
+        let pools = match (&config.pool, &config.port_mode) {
+            (Some(pool), PortMode::Veth) => Some(pool::Pools::new(
+                neutron.clone(),
+                config.host_id.clone(),
+                pool.clone(),
+            )),
+            _ => None,
+        };
         Driver {
+            pools,
+            cache: cache::Cache::default(),
             neutron,
             config,
             readiness: Readiness::default(),
@@ -127,10 +146,12 @@ impl Driver {
                 })
             }
             Call::IpamCapabilities => {
+                // With pools, the port's MAC is set when the pool is filled (Neutron refuses
+                // to change a bound port's MAC): Docker then takes it from CreateEndpoint.
                 return json(IpamCapabilities {
-                    requires_mac_address: true,
+                    requires_mac_address: self.pools.is_none(),
                     requires_request_replay: false,
-                })
+                });
             }
             Call::DefaultAddressSpaces => {
                 return json(DefaultAddressSpaces {

@@ -65,6 +65,13 @@ impl Driver {
 
     /// The Neutron port of a Docker endpoint, found by the id tags.
     pub(crate) async fn port_of(&self, endpoint: &DockerId) -> Result<Option<Port>> {
+        // A pooled endpoint's tags may still be on their way to Neutron.
+        if let Some(held) = self
+            .pools()
+            .and_then(|p| p.held_by_endpoint(endpoint.as_str()))
+        {
+            return Ok(Some(held.port));
+        }
         let mut found = self
             .neutron
             .ports()

@@ -52,6 +52,10 @@ impl Driver {
             .await;
         if result.is_err() {
             self.undo(undo).await;
+        } else if let Some(pools) = self.pools() {
+            if pools.config().populate_on_network_create {
+                pools.prefill(req.network_id.clone());
+            }
         }
         result.map(|_| Empty {})
     }
@@ -373,12 +377,29 @@ impl Driver {
             tracing::warn!(network = %req.network_id.as_str(), "DeleteNetwork: no Neutron network carries its tags; nothing to delete");
             return Ok(Empty {});
         };
+        self.cache
+            .forget_network(req.network_id.as_str(), &network.id);
+        if let Some(pools) = self.pools() {
+            let closed = pools.close_network(&network.id).await;
+            let deleted = self.delete_network_resources(req, &network).await;
+            pools.reopen_network(&network.id);
+            closed.map_err(DriverError::host)?;
+            return deleted;
+        }
+        self.delete_network_resources(req, &network).await
+    }
+
+    async fn delete_network_resources(
+        &self,
+        req: &NetworkRequest,
+        network: &Network,
+    ) -> Result<Empty> {
         let adopted = network
             .tags
             .contains(&existing_network_tag(&req.network_id));
         if !adopted {
             // An adopted network may serve other Docker networks: leave their ports alone.
-            self.delete_leftover_ports(&network).await?;
+            self.delete_leftover_ports(network).await?;
         }
         let mut pools = Vec::new();
         for subnet in self.subnets_of(&network.id).await? {

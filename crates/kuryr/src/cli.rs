@@ -46,6 +46,69 @@ pub enum Command {
     Doctor,
     /// Serve the Docker network and IPAM plugin (Docker finds it by its socket).
     Serve(ServeArgs),
+    /// Port pools of the running daemon: list, populate, free.
+    #[command(subcommand)]
+    Pool(PoolCommand),
+    /// Per-call timings and Neutron requests of the running daemon.
+    Stats(StatsArgs),
+}
+
+/// Which daemon to talk to.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The daemon's admin socket. Default: [pool_manager] sock_file, else
+    /// /run/kuryr/<plugin name>_manage.sock.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub admin_socket: Option<PathBuf>,
+
+    /// The plugin name the daemon serves (for the default admin socket).
+    #[arg(long, default_value = "kuryr", value_parser = plugin_name, global = true)]
+    pub plugin_name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Show each pool (network, subnet, project, security groups) with its free and held
+    /// ports.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add ports to a network's pool now; returns once they exist.
+    Populate {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Neutron network id or name, or Docker network id
+        /// (`docker network inspect -f '{{.Id}}' NAME`).
+        network: String,
+        /// Only this subnet (id or CIDR); default: the subnets Docker takes addresses from.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// How many ports to add (per subnet), up to [vif_pool] ports_pool_max.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+    },
+    /// Delete the free ports of a network's pools (of all pools without NETWORK).
+    Free {
+        #[command(flatten)]
+        admin: AdminArgs,
+        network: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Zero the counters and samples (after printing them).
+    #[arg(long)]
+    pub reset: bool,
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +121,11 @@ pub struct ServeArgs {
     /// Listen on this unix socket instead (mode 0660).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// The admin socket for `kuryr pool` and `kuryr stats` (mode 0600). Default:
+    /// [pool_manager] sock_file, else /run/kuryr/<plugin name>_manage.sock.
+    #[arg(long, value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
 
     /// Also listen on the TCP address of [DEFAULT] kuryr_uri (TLS when enable_ssl), for
     /// Docker hosts that register the plugin with a .spec or .json file.

@@ -1,5 +1,8 @@
 //! The driver's settings from kuryr.conf and the host.
 
+use std::time::Duration;
+
+use kuryr_driver::pool::PoolConfig;
 use kuryr_driver::{DriverConfig, NestedKind, PortMode};
 
 use crate::config::Config;
@@ -30,6 +33,21 @@ pub fn driver_config(config: &Config, host_id: String) -> Result<DriverConfig, S
             &config.binding.default_driver,
             &config.binding.link_iface,
         )?,
+        pool: pool_config(config),
+    })
+}
+
+/// `[vif_pool]`, when enabled.
+pub fn pool_config(config: &Config) -> Option<PoolConfig> {
+    let p = &config.vif_pool;
+    let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+    p.enabled.then(|| PoolConfig {
+        min: count(p.ports_pool_min),
+        max: count(p.ports_pool_max),
+        batch: count(p.ports_pool_batch).max(1),
+        update_frequency: p.ports_pool_update_frequency.max(Duration::from_secs(1)),
+        populate_on_network_create: p.populate_on_network_create,
+        owner: String::new(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! the construction of the Neutron client and of the driver from it, and the plugin's
 //! HTTP server.
 
+pub mod admin;
 pub mod config;
 pub mod driver;
 pub mod openstack;

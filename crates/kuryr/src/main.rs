@@ -47,8 +47,12 @@ fn main() -> ExitCode {
             let opts = commands::serve::ServeOptions {
                 socket: args.socket_path(),
                 tcp: args.tcp,
+                admin_socket: args.admin_socket.clone(),
+                plugin_name: args.plugin_name.clone(),
             };
             runtime.block_on(commands::serve::run(&load, &opts))
         }
+        Command::Pool(cmd) => runtime.block_on(commands::pool::run(&load, cmd)),
+        Command::Stats(args) => runtime.block_on(commands::stats::run(&load, &args)),
     }
 }

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accounting;
 pub mod auth;
 pub mod error;
 pub mod neutron;

@@ -443,6 +443,7 @@ impl Session {
             let result = build(self.inner.http.request(method.clone(), url.clone()))
                 .send()
                 .await;
+            crate::accounting::record(service, sent.elapsed());
             let mut delay = backoff(opts.retry_delay, attempt);
             if let Ok(resp) = &result {
                 if let Some(after) = retry_after(resp.headers()) {

@@ -8,13 +8,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use kuryr::config::{Config, LoadOptions};
+use kuryr::admin;
+use kuryr::config::{default_admin_socket, Config, LoadOptions};
 use kuryr::driver::{driver_config, host_id};
 use kuryr::openstack::neutron_client;
+use kuryr::server::metrics::Metrics;
 use kuryr::server::{self, listen};
 use kuryr_driver::Driver;
 use kuryr_openstack::error::chain;
 use tokio::net::TcpListener;
+
+/// The plugin name whose pool ports carry only the host in their tag.
+const DEFAULT_PLUGIN_NAME: &str = "kuryr";
+
+/// The admin socket is root's only: it can create and delete ports.
+const ADMIN_SOCKET_MODE: u32 = 0o600;
 
 /// Where and how to listen.
 #[derive(Debug, Clone)]
@@ -22,6 +30,10 @@ pub struct ServeOptions {
     pub socket: PathBuf,
     /// Also listen on `kuryr_uri` (for a `.spec`/`.json` registration).
     pub tcp: bool,
+    /// The admin socket (`kuryr pool`, `kuryr stats`); None: `[pool_manager] sock_file`,
+    /// else the plugin name's default.
+    pub admin_socket: Option<PathBuf>,
+    pub plugin_name: String,
 }
 
 pub async fn run(load: &LoadOptions, opts: &ServeOptions) -> ExitCode {
@@ -42,16 +54,34 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     let host = host_id().map_err(|e| format!("reading this host's name: {e}"))?;
     let neutron =
         neutron_client(&config.openstack).map_err(|e| format!("{}; {}", chain(&e), e.hint()))?;
-    let driver_config =
+    let mut driver_config =
         driver_config(&config, host.clone()).map_err(|e| format!("configuration: {e}"))?;
+    if let Some(pool) = &mut driver_config.pool {
+        if opts.plugin_name != DEFAULT_PLUGIN_NAME {
+            pool.owner = opts.plugin_name.clone();
+        }
+    }
+    if config.vif_pool.enabled && driver_config.pool.is_none() {
+        tracing::warn!("[vif_pool] enabled is ignored: port pools are for bare metal (default_port_driver = veth)");
+    }
     let driver = Arc::new(Driver::new(neutron, driver_config));
-    let app = server::router(driver.clone());
+    let metrics = Arc::new(Metrics::default());
+    let app = server::router(driver.clone(), metrics.clone());
+    let admin_path = opts
+        .admin_socket
+        .clone()
+        .or_else(|| config.pool_manager.sock_file.clone())
+        .unwrap_or_else(|| default_admin_socket(&opts.plugin_name));
+    let admin = listen::bind_unix_mode(&admin_path, ADMIN_SOCKET_MODE)
+        .await
+        .map_err(|e| format!("admin socket: {e}"))?;
+    let _admin_guard = listen::SocketGuard(admin_path.clone());
 
     let unix = listen::bind_unix(&opts.socket)
         .await
         .map_err(|e| e.to_string())?;
     let _socket_guard = listen::SocketGuard(opts.socket.clone());
-    tracing::info!(socket = %opts.socket.display(), host = %host, "kuryr serving");
+    tracing::info!(socket = %opts.socket.display(), admin = %admin_path.display(), host = %host, "kuryr serving");
     eprintln!(
         "kuryr: serving the Docker plugin on {}",
         opts.socket.display()
@@ -61,7 +91,19 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
         let driver = driver.clone();
         tokio::spawn(async move { driver.wait_for_neutron().await })
     };
+    let maintenance = {
+        let driver = driver.clone();
+        tokio::spawn(async move { driver.maintain_pools().await })
+    };
     let mut servers = tokio::task::JoinSet::new();
+    {
+        let admin_app = admin::router(driver.clone(), metrics.clone());
+        servers.spawn(async move {
+            axum::serve(admin, admin_app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        });
+    }
     {
         let app = app.clone();
         servers.spawn(async move {
@@ -97,6 +139,7 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     // The first server to stop (a signal stops them all) ends the daemon.
     let first = servers.join_next().await;
     probe.abort();
+    maintenance.abort();
     servers.shutdown().await;
     match first {
         Some(Ok(Ok(()))) | None => Ok(()),

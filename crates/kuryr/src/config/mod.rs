@@ -18,7 +18,11 @@ pub mod substitute;
 use std::path::{Path, PathBuf};
 
 pub use openstack::OpenStackSettings;
-pub use options::{BindingOptions, CapabilityScope, DefaultOptions, NeutronOptions};
+pub use options::default_admin_socket;
+pub use options::{
+    BindingOptions, CapabilityScope, DefaultOptions, NeutronOptions, PoolManagerOptions,
+    VifPoolOptions,
+};
 use sources::RawConfig;
 
 /// Where oslo.config looks for `kuryr.conf` when none is named: the first that exists.
@@ -83,6 +87,8 @@ pub struct Config {
     pub default: DefaultOptions,
     pub neutron: NeutronOptions,
     pub binding: BindingOptions,
+    pub vif_pool: VifPoolOptions,
+    pub pool_manager: PoolManagerOptions,
     pub openstack: OpenStackSettings,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
@@ -151,6 +157,8 @@ impl Config {
             default: DefaultOptions::read(&raw)?,
             neutron: NeutronOptions::read(&raw)?,
             binding: BindingOptions::read(&raw)?,
+            vif_pool: VifPoolOptions::read(&raw)?,
+            pool_manager: PoolManagerOptions::read(&raw)?,
             openstack: openstack::read(&raw)?,
             warnings: options::unknown_option_warnings(&raw),
             files: raw.files.clone(),

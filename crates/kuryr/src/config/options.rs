@@ -69,6 +69,44 @@ pub struct BindingOptions {
     pub ovsdb_socket: PathBuf,
 }
 
+/// `[vif_pool]`: pools of pre-created ports (upstream kuryr-kubernetes' option names where
+/// they exist; `enabled` and `populate_on_network_create` are kuryr's own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VifPoolOptions {
+    pub enabled: bool,
+    pub ports_pool_min: u32,
+    /// Zero: no maximum.
+    pub ports_pool_max: u32,
+    pub ports_pool_batch: u32,
+    pub ports_pool_update_frequency: Duration,
+    pub populate_on_network_create: bool,
+}
+
+/// `[pool_manager]`: the daemon's local admin socket (`kuryr pool`, `kuryr stats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolManagerOptions {
+    /// Unset: `/run/kuryr/<plugin name>_manage.sock` ([`default_admin_socket`]).
+    pub sock_file: Option<PathBuf>,
+}
+
+/// The admin socket of the daemon serving `plugin_name` when `sock_file` is not set: for
+/// the default plugin name, where upstream kuryr-kubernetes puts its pool manager's socket.
+pub fn default_admin_socket(plugin_name: &str) -> PathBuf {
+    PathBuf::from(format!("/run/kuryr/{plugin_name}_manage.sock"))
+}
+
+const VIF_POOL_KNOWN: &[&str] = &[
+    "enabled",
+    "ports_pool_min",
+    "ports_pool_max",
+    "ports_pool_batch",
+    "ports_pool_update_frequency",
+    "populate_on_network_create",
+];
+/// Upstream kuryr-kubernetes options that mean nothing for Docker.
+const VIF_POOL_ACCEPTED: &[&str] = &["vif_pool_mapping", "pools_vif_drivers"];
+const POOL_MANAGER_KNOWN: &[&str] = &["sock_file"];
+
 /// Options of `[DEFAULT]` that kuryr reads.
 const DEFAULT_KNOWN: &[&str] = &[
     "kuryr_uri",
@@ -177,6 +215,8 @@ pub const SECTIONS: &[(&str, &[&str], &[&str])] = &[
     // Its known options come from `neutron_known()`.
     ("neutron", &[], NEUTRON_ACCEPTED),
     ("binding", BINDING_KNOWN, &[]),
+    ("vif_pool", VIF_POOL_KNOWN, VIF_POOL_ACCEPTED),
+    ("pool_manager", POOL_MANAGER_KNOWN, &[]),
 ];
 
 /// Reads typed values from one section of the merged config.
@@ -394,6 +434,41 @@ impl BindingOptions {
                 .collect(),
             link_iface: s.string("link_iface", ""),
             ovsdb_socket: s.ovsdb_socket("ovsdb_connection")?,
+        })
+    }
+}
+
+impl VifPoolOptions {
+    pub fn read(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let s = SectionReader::new(raw, "vif_pool");
+        let batch = s.u32("ports_pool_batch", 10)?;
+        if batch == 0 {
+            if let Some(v) = s.raw("ports_pool_batch") {
+                return Err(s.invalid(
+                    "ports_pool_batch",
+                    v,
+                    "at least 1 (ports per bulk request)",
+                ));
+            }
+        }
+        Ok(VifPoolOptions {
+            enabled: s.bool("enabled", false)?,
+            ports_pool_min: s.u32("ports_pool_min", 5)?,
+            ports_pool_max: s.u32("ports_pool_max", 0)?,
+            ports_pool_batch: batch,
+            ports_pool_update_frequency: s
+                .opt_seconds("ports_pool_update_frequency")?
+                .unwrap_or(Duration::from_secs(20)),
+            populate_on_network_create: s.bool("populate_on_network_create", false)?,
+        })
+    }
+}
+
+impl PoolManagerOptions {
+    pub fn read(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let s = SectionReader::new(raw, "pool_manager");
+        Ok(PoolManagerOptions {
+            sock_file: s.opt_string("sock_file").map(PathBuf::from),
         })
     }
 }

@@ -17,6 +17,11 @@ pub const SOCKET_MODE: u32 = 0o660;
 /// Bind the unix socket. A leftover socket file whose server is gone is replaced; a socket
 /// another live process serves is an error (two daemons must not fight over one name).
 pub async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    bind_unix_mode(path, SOCKET_MODE).await
+}
+
+/// [`bind_unix`] with another file mode.
+pub async fn bind_unix_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| with_path(e, "creating", dir))?;
     }
@@ -34,7 +39,7 @@ pub async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
         std::fs::remove_file(path).map_err(|e| with_path(e, "removing the stale socket", path))?;
     }
     let listener = UnixListener::bind(path).map_err(|e| with_path(e, "binding", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| with_path(e, "setting the mode of", path))?;
     Ok(listener)
 }

@@ -3,6 +3,7 @@
 //! `{"Err": "..."}` (the IPAM side of Docker ignores `Err` in a 200).
 
 pub mod listen;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,16 +16,28 @@ use axum::Router;
 use kuryr_driver::Driver;
 use kuryr_libnetwork::plugin::ErrorResponse;
 use kuryr_libnetwork::MAX_BODY_BYTES;
+use kuryr_openstack::accounting::{self, Tally};
+
+use metrics::Metrics;
 
 /// Content type of plugin answers (Docker does not check it; this is the protocol's).
 const PLUGIN_JSON: &str = "application/vnd.docker.plugins.v1+json";
 
-/// The router: one handler for every path, since the protocol is path-dispatched RPC.
-pub fn router(driver: Arc<Driver>) -> Router {
-    Router::new().fallback(handle).with_state(driver)
+/// What the plugin's handler needs.
+#[derive(Clone)]
+pub struct Plugin {
+    pub driver: Arc<Driver>,
+    pub metrics: Arc<Metrics>,
 }
 
-async fn handle(State(driver): State<Arc<Driver>>, request: Request) -> Response {
+/// The router: one handler for every path, since the protocol is path-dispatched RPC.
+pub fn router(driver: Arc<Driver>, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(Plugin { driver, metrics })
+}
+
+async fn handle(State(plugin): State<Plugin>, request: Request) -> Response {
     let started = Instant::now();
     let path = request.uri().path().to_owned();
     let bytes = match to_bytes(request.into_body(), MAX_BODY_BYTES).await {
@@ -47,7 +60,12 @@ async fn handle(State(driver): State<Arc<Driver>>, request: Request) -> Response
         }
     };
     let name = kuryr_driver::call_name(&call);
-    match driver.handle(call).await {
+    let tally = Arc::new(Tally::default());
+    let answer = accounting::scoped(tally.clone(), plugin.driver.handle(call)).await;
+    plugin
+        .metrics
+        .record(name, started.elapsed(), &tally, answer.is_ok());
+    match answer {
         Ok(value) => {
             tracing::debug!(call = name, elapsed = ?started.elapsed(), "ok");
             let body = serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec());

@@ -294,6 +294,29 @@ where
     }
 }
 
+/// `with_kuryr` without a daemon: the body starts its own (`serve_with`).
+pub async fn with_kuryr_unstarted<F, Fut>(test: &str, cidrs: &[&str], body: F)
+where
+    F: FnOnce(Arc<Kuryr>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    check_docker();
+    let k = Arc::new(Kuryr::without_daemon(test).await);
+    k.purge_leftovers(cidrs).await;
+    let outcome = tokio::spawn(body(k.clone())).await;
+    k.cleanup().await;
+    match outcome {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&k.log);
+        }
+        Err(e) if e.is_panic() => {
+            eprintln!("--- kuryr serve log ---\n{}", k.log_text());
+            std::panic::resume_unwind(e.into_panic())
+        }
+        Err(e) => panic!("test task: {e}"),
+    }
+}
+
 impl Kuryr {
     /// Whether `container` gets an answer to ping from `ip` within `within` (one ping a
     /// second: the agent installs the flows a moment after a port turns ACTIVE).

@@ -71,6 +71,7 @@ pub fn config() -> DriverConfig {
         bindir: "/usr/libexec/kuryr".into(),
         ovsdb_socket: kuryr::config::options::DEFAULT_OVSDB_SOCKET.into(),
         port_mode: PortMode::Veth,
+        pool: None,
     }
 }
 
@@ -142,7 +143,7 @@ impl Plugin {
         let listener = kuryr::server::listen::bind_unix(&socket)
             .await
             .expect("bind");
-        let app = kuryr::server::router(driver.clone());
+        let app = kuryr::server::router(driver.clone(), Default::default());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -1,0 +1,188 @@
+//! Neutron writes that are off the container's path: telling Neutron which endpoint owns a
+//! port, recycling a released port, deleting one. Jobs of one port run in order (one worker
+//! per port, chosen by its id), jobs of different ports in parallel.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use kuryr_libnetwork::DockerId;
+use kuryr_openstack::neutron::{Port, PortSpec};
+use tokio::sync::mpsc;
+
+use super::{PoolKey, Pools, POOL_PORT_NAME};
+use crate::mapping::id_tags;
+
+const WORKERS: usize = 4;
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug)]
+pub enum Job {
+    /// The endpoint's tags and `device_id` on its port (upstream's lookups find it so).
+    Own {
+        port_id: String,
+        endpoint_id: String,
+        tags: Vec<String>,
+    },
+    /// A released port: reset (name, owner, security groups, tags) and back in its pool.
+    Recycle {
+        port: Box<Port>,
+        key: PoolKey,
+    },
+    Delete {
+        port_id: String,
+    },
+}
+
+impl Job {
+    fn port_id(&self) -> &str {
+        match self {
+            Job::Own { port_id, .. } | Job::Delete { port_id } => port_id,
+            Job::Recycle { port, .. } => &port.id,
+        }
+    }
+}
+
+impl Pools {
+    pub(crate) fn enqueue(self: &Arc<Self>, job: Job) {
+        let workers = self.workers.get_or_init(|| {
+            (0..WORKERS)
+                .map(|_| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(work(Arc::downgrade(self), rx));
+                    tx
+                })
+                .collect()
+        });
+        let mut h = DefaultHasher::new();
+        job.port_id().hash(&mut h);
+        let worker = usize::try_from(h.finish() % WORKERS as u64).unwrap_or(0);
+        if let Some(tx) = workers.get(worker) {
+            if tx.send(job).is_err() {
+                tracing::warn!("pool worker gone; a port is left for the next scan");
+            }
+        }
+    }
+
+    async fn run(self: &Arc<Self>, job: Job) {
+        match job {
+            Job::Own {
+                port_id,
+                endpoint_id,
+                tags,
+            } => {
+                if let Err(e) = self.own(&port_id, &endpoint_id, tags).await {
+                    tracing::warn!(port = %port_id, endpoint = %endpoint_id, "recording the endpoint on its port: {e}");
+                }
+            }
+            Job::Recycle { port, key } => {
+                let id = port.id.clone();
+                match self.reset_and_pool(*port, key).await {
+                    Ok(pooled) => {
+                        if pooled {
+                            self.state().counters.recycled += 1;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(port = %id, "recycling: {e}; deleting it");
+                        self.delete(&id).await;
+                    }
+                }
+            }
+            Job::Delete { port_id } => self.delete(&port_id).await,
+        }
+    }
+
+    async fn own(
+        &self,
+        port_id: &str,
+        endpoint_id: &str,
+        mut tags: Vec<String>,
+    ) -> Result<(), kuryr_openstack::Error> {
+        let endpoint = DockerId::from_str(endpoint_id)
+            .map_err(|e| kuryr_openstack::Error::InvalidRequest(e.to_string()))?;
+        for tag in id_tags(&endpoint) {
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        let api = self.neutron.ports();
+        retry(|| api.replace_tags(port_id, &tags)).await?;
+        let spec = PortSpec {
+            device_id: Some(endpoint_id.to_owned()),
+            ..Default::default()
+        };
+        retry(|| api.update(port_id, &spec)).await?;
+        Ok(())
+    }
+
+    /// Returns whether the port went back into its pool (or was deleted, the pool full).
+    async fn reset_and_pool(
+        self: &Arc<Self>,
+        port: Port,
+        key: PoolKey,
+    ) -> Result<bool, kuryr_openstack::Error> {
+        let full_or_closing = {
+            let st = self.state();
+            st.closing.contains(&key.network_id)
+                || (self.config.max > 0
+                    && st.free.get(&key).map_or(0, |f| f.len()) >= self.config.max)
+        };
+        if full_or_closing {
+            self.delete(&port.id).await;
+            return Ok(false);
+        }
+        let api = self.neutron.ports();
+        let spec = PortSpec {
+            name: Some(POOL_PORT_NAME.into()),
+            device_id: Some(String::new()),
+            security_groups: Some(key.security_groups.clone()),
+            ..Default::default()
+        };
+        let updated = retry(|| api.update(&port.id, &spec)).await?;
+        let tags = self.free_tags();
+        retry(|| api.replace_tags(&port.id, &tags)).await?;
+        Ok(self.put_free(key, Port { tags, ..updated }))
+    }
+
+    pub(crate) async fn delete(&self, port_id: &str) {
+        let api = self.neutron.ports();
+        match retry(|| api.delete(port_id)).await {
+            Ok(_) => self.state().counters.deleted += 1,
+            Err(e) => {
+                tracing::warn!(port = %port_id, "deleting a pool port: {e}; the next scan retries")
+            }
+        }
+        self.forget(port_id);
+    }
+}
+
+async fn work(pools: Weak<Pools>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = jobs.recv().await {
+        let Some(pools) = pools.upgrade() else { return };
+        pools.run(job).await;
+    }
+}
+
+/// A few attempts with a pause: off the path there is time, and a Neutron hiccup must not
+/// leave a port half recycled. A port that is gone is not retried.
+async fn retry<T, F, Fut>(mut op: F) -> Result<T, kuryr_openstack::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kuryr_openstack::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt >= ATTEMPTS || e.is_not_found() => return Err(e),
+            Err(e) => {
+                tracing::debug!("pool job attempt {attempt} failed: {e}");
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                attempt += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Pools of pre-created ports, so that a container start costs one Neutron request instead
+//! of a create, an update and tags.
+//!
+//! A pool holds ports of one subnet, project and security-group set, bound to this host
+//! (`binding:host_id`, `device_owner = compute:kuryr`) and tagged as this host's pool ports
+//! ([`pool_tag`]), so that a restarted daemon finds them in Neutron alone ([`sync`]). Ports
+//! are made in bulk ([`fill`]) off the container's path, handed out by
+//! [`Pools::take`], and recycled or deleted in the background once released ([`jobs`]).
+//!
+//! Every port the pools know is in exactly one place: free in a pool, held by a container,
+//! or in a background job; `known` holds them all, so a Neutron scan never adds a port twice
+//! and no port is handed out twice.
+
+mod fill;
+mod jobs;
+mod sync;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use kuryr_openstack::neutron::{Neutron, Port, Subnet};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::mapping::DEVICE_OWNER;
+
+pub use fill::pool_subnets;
+pub use jobs::Job;
+
+/// `[vif_pool]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// `ports_pool_min`: below this many free ports a pool is refilled.
+    pub min: usize,
+    /// `ports_pool_max`: above this many free ports released ones are deleted (0: no limit).
+    pub max: usize,
+    /// `ports_pool_batch`: ports per bulk request.
+    pub batch: usize,
+    /// `ports_pool_update_frequency`: how often pools are checked against Neutron.
+    pub update_frequency: Duration,
+    /// `populate_on_network_create`: fill a network's pool when Docker creates it.
+    pub populate_on_network_create: bool,
+    /// Which daemon of the host owns the pools: empty for the default plugin name, else
+    /// the plugin name, so that two daemons on one host never take each other's ports.
+    pub owner: String,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            min: 5,
+            max: 0,
+            batch: 10,
+            update_frequency: Duration::from_secs(20),
+            populate_on_network_create: false,
+            owner: String::new(),
+        }
+    }
+}
+
+/// Name of a free pool port (a container's port is named as IPAM's, `kuryr-unbound-port`).
+pub const POOL_PORT_NAME: &str = "kuryr-pool-port";
+const POOL_TAG_PREFIX: &str = "kuryr.pool:";
+/// Neutron tags are at most 60 characters.
+const MAX_TAG_LEN: usize = 60;
+/// Bulk creations at once, over all pools: Neutron is shared with everyone else.
+const CONCURRENT_BULK_CREATES: usize = 2;
+
+/// The tag of the pool ports of this host (and daemon, see [`PoolConfig::owner`]).
+pub fn pool_tag(host: &str, owner: &str) -> String {
+    let mut tag = if owner.is_empty() {
+        format!("{POOL_TAG_PREFIX}{host}")
+    } else {
+        format!("{POOL_TAG_PREFIX}{host}:{owner}")
+    };
+    let mut end = MAX_TAG_LEN.min(tag.len());
+    while !tag.is_char_boundary(end) {
+        end -= 1;
+    }
+    tag.truncate(end);
+    tag
+}
+
+/// What makes ports interchangeable: one container may take any port of its pool.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PoolKey {
+    pub network_id: String,
+    pub subnet_id: String,
+    pub project_id: String,
+    /// Sorted.
+    pub security_groups: Vec<String>,
+}
+
+impl PoolKey {
+    /// The pool a port belongs in, if it has exactly one address (pool ports do).
+    pub fn of(port: &Port) -> Option<PoolKey> {
+        let [ip] = port.fixed_ips.as_slice() else {
+            return None;
+        };
+        let mut security_groups = port.security_groups.clone();
+        security_groups.sort();
+        Some(PoolKey {
+            network_id: port.network_id.clone(),
+            subnet_id: ip.subnet_id.clone(),
+            project_id: port.project_id.clone(),
+            security_groups,
+        })
+    }
+}
+
+/// A port a container holds, from RequestAddress until ReleaseAddress.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub port: Port,
+    pub key: PoolKey,
+    /// Set by CreateEndpoint, cleared by DeleteEndpoint.
+    pub endpoint: Option<String>,
+}
+
+impl Held {
+    pub fn address(&self) -> Option<IpAddr> {
+        self.port.fixed_ips.first()?.ip_address.parse().ok()
+    }
+}
+
+/// One pool, for `kuryr pool list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolInfo {
+    #[serde(flatten)]
+    pub key: PoolKey,
+    pub host: String,
+    pub free: usize,
+    pub held: usize,
+    pub filling: bool,
+}
+
+/// Counters since start, for `kuryr stats`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PoolCounters {
+    pub hits: u64,
+    pub misses: u64,
+    pub created: u64,
+    pub recycled: u64,
+    pub deleted: u64,
+    pub recovered: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    free: HashMap<PoolKey, VecDeque<Port>>,
+    held: HashMap<String, Held>,
+    /// Every port id in `free`, `held` or a background job.
+    known: HashSet<String>,
+    /// Pools being filled now.
+    filling: HashSet<PoolKey>,
+    /// Networks being deleted: nothing is added to their pools.
+    closing: HashSet<String>,
+    /// Pool ports Neutron shows in a state kuryr cannot explain, with the revision seen.
+    doubt: HashMap<String, u64>,
+    counters: PoolCounters,
+}
+
+/// The pools of this daemon (one per host).
+#[derive(Debug)]
+pub struct Pools {
+    neutron: Neutron,
+    host: String,
+    config: PoolConfig,
+    state: Mutex<State>,
+    /// The project ports are made in and its `default` security group(s): what a container
+    /// port gets when nothing else is asked.
+    defaults: OnceCell<Defaults>,
+    bulk: Semaphore,
+    workers: OnceLock<Vec<tokio::sync::mpsc::UnboundedSender<Job>>>,
+    /// Whether Neutron takes tags in a (bulk) create; set once Neutron is probed.
+    tags_on_create: std::sync::atomic::AtomicBool,
+    /// Fills and populates under way: their new ports are in Neutron before the daemon
+    /// knows them, so a scan meanwhile must not take them for recovered ones.
+    creating: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug, Clone)]
+struct Defaults {
+    project_id: String,
+    security_groups: Vec<String>,
+}
+
+impl Pools {
+    pub fn new(neutron: Neutron, host: String, config: PoolConfig) -> Arc<Pools> {
+        Arc::new(Pools {
+            neutron,
+            host,
+            config,
+            state: Mutex::new(State::default()),
+            defaults: OnceCell::new(),
+            bulk: Semaphore::new(CONCURRENT_BULK_CREATES),
+            workers: OnceLock::new(),
+            tags_on_create: std::sync::atomic::AtomicBool::new(false),
+            creating: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_tags_on_create(&self, yes: bool) {
+        self.tags_on_create
+            .store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn tag(&self) -> String {
+        pool_tag(&self.host, &self.config.owner)
+    }
+
+    /// The tags of a free pool port.
+    fn free_tags(&self) -> Vec<String> {
+        vec![DEVICE_OWNER.to_string(), self.tag()]
+    }
+
+    /// The pool a container on `subnet` takes from, once the defaults are known.
+    fn wanted_key(&self, subnet: &Subnet) -> Option<PoolKey> {
+        let d = self.defaults.get()?;
+        Some(PoolKey {
+            network_id: subnet.network_id.clone(),
+            subnet_id: subnet.id.clone(),
+            project_id: d.project_id.clone(),
+            security_groups: d.security_groups.clone(),
+        })
+    }
+
+    /// A free port of `subnet`'s pool, now held; starts a refill when the pool runs low.
+    /// None (a miss) when the pool is empty: the caller creates a port itself.
+    pub fn take(self: &Arc<Self>, subnet: &Subnet) -> Option<Port> {
+        let Some(key) = self.wanted_key(subnet) else {
+            // Defaults unknown yet (Neutron just came up): learn them, then fill.
+            let pools = self.clone();
+            let subnet = subnet.clone();
+            tokio::spawn(async move {
+                if pools.ensure_defaults().await.is_ok() {
+                    if let Some(key) = pools.wanted_key(&subnet) {
+                        pools.kick_refill(key);
+                    }
+                }
+            });
+            self.state().counters.misses += 1;
+            return None;
+        };
+        let (port, low) = {
+            let mut st = self.state();
+            let closing = st.closing.contains(&key.network_id);
+            let free = st.free.entry(key.clone()).or_default();
+            let port = if closing { None } else { free.pop_front() };
+            let low = !closing && free.len() < self.config.min;
+            match &port {
+                Some(p) => {
+                    st.counters.hits += 1;
+                    st.held.insert(
+                        p.id.clone(),
+                        Held {
+                            port: p.clone(),
+                            key: key.clone(),
+                            endpoint: None,
+                        },
+                    );
+                }
+                None => st.counters.misses += 1,
+            }
+            (port, low)
+        };
+        if low {
+            self.kick_refill(key);
+        }
+        port
+    }
+
+    /// Give back a port [`Pools::take`] handed out that Neutron has not changed (the claim
+    /// failed before it reached the port).
+    pub fn untake(&self, port: Port) {
+        let mut st = self.state();
+        if let Some(held) = st.held.remove(&port.id) {
+            st.free.entry(held.key).or_default().push_front(port);
+        }
+    }
+
+    /// Forget a port handed out that turned out unusable (gone, or changed by someone else).
+    pub fn forget(&self, port_id: &str) {
+        let mut st = self.state();
+        st.held.remove(port_id);
+        st.known.remove(port_id);
+    }
+
+    /// Record the port's state after the claim (Neutron's answer).
+    pub fn claimed(&self, port: Port) {
+        if let Some(held) = self.state().held.get_mut(&port.id) {
+            held.port = port;
+        }
+    }
+
+    /// The held port with `ip` on `network_id`.
+    pub fn held_by_address(&self, network_id: &str, ip: IpAddr) -> Option<Held> {
+        self.state()
+            .held
+            .values()
+            .find(|h| h.port.network_id == network_id && h.address() == Some(ip))
+            .cloned()
+    }
+
+    /// The held port of an endpoint.
+    pub fn held_by_endpoint(&self, endpoint_id: &str) -> Option<Held> {
+        self.state()
+            .held
+            .values()
+            .find(|h| h.endpoint.as_deref() == Some(endpoint_id))
+            .cloned()
+    }
+
+    /// CreateEndpoint made the container's interface: the endpoint owns the port; Neutron
+    /// learns it in the background (tags and `device_id`).
+    pub fn bind_endpoint(self: &Arc<Self>, port_id: &str, endpoint_id: &str) {
+        let tags = {
+            let mut st = self.state();
+            let Some(held) = st.held.get_mut(port_id) else {
+                return;
+            };
+            held.endpoint = Some(endpoint_id.to_owned());
+            held.port.tags.clone()
+        };
+        self.enqueue(Job::Own {
+            port_id: port_id.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+            tags,
+        });
+    }
+
+    /// DeleteEndpoint removed the container's interface.
+    pub fn unbind_endpoint(&self, port_id: &str) {
+        if let Some(held) = self.state().held.get_mut(port_id) {
+            held.endpoint = None;
+        }
+    }
+
+    /// A port the slow path took over (dual stack, a retried CreateEndpoint): the pools no
+    /// longer track it, and releasing it follows the usual rules.
+    pub fn release_to_slow_path(&self, port_id: &str) {
+        self.forget(port_id);
+    }
+
+    /// ReleaseAddress of a held port: back into its pool (or deleted when the pool is full),
+    /// in the background. False when the pools do not hold this port.
+    pub fn release(self: &Arc<Self>, port_id: &str) -> bool {
+        let held = {
+            let mut st = self.state();
+            match st.held.get(port_id) {
+                Some(h) if h.endpoint.is_none() => st.held.remove(port_id),
+                _ => None,
+            }
+        };
+        match held {
+            Some(held) => {
+                self.enqueue(Job::Recycle {
+                    port: Box::new(held.port),
+                    key: held.key,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A pool port of this host released through the usual path (the daemon restarted
+    /// while a container held it): recycled in the background. False for other ports.
+    pub fn recycle(self: &Arc<Self>, port: Port) -> bool {
+        if port.binding_host_id != self.host || !port.tags.contains(&self.tag()) {
+            return false;
+        }
+        let Some(key) = self.wanted_key_of(&port) else {
+            return false;
+        };
+        {
+            let mut st = self.state();
+            st.held.remove(&port.id);
+            st.known.insert(port.id.clone());
+        }
+        self.enqueue(Job::Recycle {
+            port: Box::new(port),
+            key,
+        });
+        true
+    }
+
+    /// Pools, for `kuryr pool list`.
+    pub fn list(&self) -> Vec<PoolInfo> {
+        let st = self.state();
+        let mut keys: HashSet<&PoolKey> = st.free.keys().collect();
+        keys.extend(st.held.values().map(|h| &h.key));
+        keys.extend(st.filling.iter());
+        let mut out: Vec<PoolInfo> = keys
+            .into_iter()
+            .map(|key| PoolInfo {
+                key: key.clone(),
+                host: self.host.clone(),
+                free: st.free.get(key).map_or(0, VecDeque::len),
+                held: st.held.values().filter(|h| &h.key == key).count(),
+                filling: st.filling.contains(key),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    pub fn counters(&self) -> PoolCounters {
+        self.state().counters.clone()
+    }
+
+    /// Free ports of every pool of `network_id`.
+    pub fn free_count(&self, network_id: &str) -> usize {
+        self.state()
+            .free
+            .iter()
+            .filter(|(k, _)| k.network_id == network_id)
+            .map(|(_, v)| v.len())
+            .sum()
+    }
+
+    /// Put a free port in its pool, unless the pool is full or its network is going away:
+    /// then the port is deleted (in the background). Returns whether it was pooled.
+    fn put_free(self: &Arc<Self>, key: PoolKey, port: Port) -> bool {
+        let pooled = {
+            let mut st = self.state();
+            if st.free.values().any(|f| f.iter().any(|p| p.id == port.id))
+                || st.held.contains_key(&port.id)
+            {
+                // Already where it belongs: never twice in a pool.
+                return true;
+            }
+            st.known.insert(port.id.clone());
+            let closing = st.closing.contains(&key.network_id);
+            let free = st.free.entry(key).or_default();
+            let full = self.config.max > 0 && free.len() >= self.config.max;
+            if !closing && !full {
+                free.push_back(port.clone());
+            }
+            !closing && !full
+        };
+        if !pooled {
+            self.enqueue(Job::Delete { port_id: port.id });
+        }
+        pooled
+    }
+}

@@ -1,0 +1,203 @@
+//! Pools against Neutron: at start and every `ports_pool_update_frequency`, this host's pool
+//! ports are listed and every one the daemon does not know is explained: a free one joins
+//! its pool (after a restart, all of them do); one that a container holds (owned by an
+//! endpoint, its interface present on this host) is left alone; any other is in doubt, and
+//! recycled or deleted only when a second scan finds it unchanged, so that a port caught
+//! between two steps of a call is never taken from under it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kuryr_openstack::neutron::{Filters, Port};
+
+use super::{Job, PoolKey, Pools, POOL_PORT_NAME};
+
+/// How long closing a network waits for refills of its pools to finish.
+const FILL_DRAIN: Duration = Duration::from_secs(120);
+const CONCURRENT_DELETES: usize = 8;
+
+impl Pools {
+    /// This host's pool ports, as Neutron has them.
+    pub async fn neutron_ports(&self) -> Result<Vec<Port>, kuryr_openstack::Error> {
+        self.neutron
+            .ports()
+            .list(&Filters::new().tags([self.tag()]))
+            .await
+    }
+
+    /// Whether the daemon tracks this port (free, held, or in a job).
+    pub fn is_known(&self, port_id: &str) -> bool {
+        self.state().known.contains(port_id)
+    }
+
+    /// Explain every port of `ports` the daemon does not know (see the module comment).
+    /// `with_interface`: the ports whose host interface exists on this host.
+    pub fn reconcile(self: &Arc<Self>, ports: Vec<Port>, with_interface: &HashSet<String>) {
+        let mut doubt = HashMap::new();
+        let previous = std::mem::take(&mut self.state().doubt);
+        // New ports of a fill under way are not recovered ones: the next scan sees.
+        let creating = self.creating.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        for port in ports {
+            if self.is_known(&port.id) {
+                continue;
+            }
+            let key = PoolKey::of(&port);
+            let ours = port.binding_host_id == self.host;
+            let free_like = port.name == POOL_PORT_NAME
+                && port.device_id.is_empty()
+                && ours
+                && !port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."));
+            if free_like && creating {
+                continue;
+            }
+            if let (true, Some(key)) = (free_like, key.clone()) {
+                if self.put_free(key, port) {
+                    self.state().counters.recovered += 1;
+                }
+                continue;
+            }
+            if !port.device_id.is_empty() && with_interface.contains(&port.id) {
+                continue;
+            }
+            if previous.get(&port.id) != Some(&port.revision_number) {
+                doubt.insert(port.id.clone(), port.revision_number);
+                continue;
+            }
+            // Seen twice, unchanged, and no container holds it.
+            self.state().known.insert(port.id.clone());
+            let wanted = self.wanted_key_of(&port);
+            match (ours, wanted) {
+                (true, Some(key)) => {
+                    tracing::info!(port = %port.id, "recycling a pool port nobody holds");
+                    self.enqueue(Job::Recycle {
+                        port: Box::new(port),
+                        key,
+                    });
+                }
+                _ => {
+                    tracing::info!(port = %port.id, host = %port.binding_host_id, "deleting a pool port in doubt");
+                    self.enqueue(Job::Delete { port_id: port.id });
+                }
+            }
+        }
+        self.state().doubt = doubt;
+    }
+
+    /// The pool a port in doubt goes back to: its subnet's, with the default groups.
+    pub(super) fn wanted_key_of(&self, port: &Port) -> Option<PoolKey> {
+        let d = self.defaults.get()?;
+        let key = PoolKey::of(port)?;
+        Some(PoolKey {
+            project_id: d.project_id.clone(),
+            security_groups: d.security_groups.clone(),
+            ..key
+        })
+    }
+
+    /// Keys of all pools, to keep them at `ports_pool_min`.
+    pub fn keys(&self) -> Vec<PoolKey> {
+        self.state().free.keys().cloned().collect()
+    }
+
+    /// Before a network is deleted: no more refills or recycling for it, and its free pool
+    /// ports (of every host: Neutron refuses to delete a network that has ports) deleted.
+    /// Returns how many ports were deleted; [`Pools::reopen_network`] undoes the closing.
+    pub async fn close_network(self: &Arc<Self>, network_id: &str) -> Result<usize, String> {
+        let local: Vec<String> = {
+            let mut st = self.state();
+            st.closing.insert(network_id.to_owned());
+            let mut ids = Vec::new();
+            st.free.retain(|key, ports| {
+                if key.network_id == network_id {
+                    ids.extend(ports.drain(..).map(|p| p.id));
+                    false
+                } else {
+                    true
+                }
+            });
+            ids
+        };
+        let started = Instant::now();
+        while self.filling(network_id) && started.elapsed() < FILL_DRAIN {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let others = self
+            .neutron
+            .ports()
+            .list(
+                &Filters::new()
+                    .eq("network_id", network_id)
+                    .eq("name", POOL_PORT_NAME),
+            )
+            .await
+            .map_err(|e| format!("listing the pool ports of network {network_id}: {e}"))?;
+        let mut ids: HashSet<String> = local.into_iter().collect();
+        ids.extend(
+            others
+                .into_iter()
+                .filter(|p| p.device_id.is_empty())
+                .map(|p| p.id),
+        );
+        let deleted = self.delete_all(ids.into_iter().collect()).await;
+        Ok(deleted)
+    }
+
+    /// The network was deleted (or its deletion failed): forget that it was closing.
+    pub fn reopen_network(&self, network_id: &str) {
+        self.state().closing.remove(network_id);
+    }
+
+    /// `kuryr pool free`: delete the free ports of `network_id`'s pools (all pools: None).
+    pub async fn free(self: &Arc<Self>, network_id: Option<&str>) -> usize {
+        let ids: Vec<String> = {
+            let mut st = self.state();
+            let mut ids = Vec::new();
+            for (key, ports) in st.free.iter_mut() {
+                if network_id.is_none_or(|n| n == key.network_id) {
+                    ids.extend(ports.drain(..).map(|p| p.id));
+                }
+            }
+            ids
+        };
+        self.delete_all(ids).await
+    }
+
+    fn filling(&self, network_id: &str) -> bool {
+        self.state()
+            .filling
+            .iter()
+            .any(|k| k.network_id == network_id)
+    }
+
+    /// Delete ports, a few at a time; returns how many are gone.
+    async fn delete_all(self: &Arc<Self>, ids: Vec<String>) -> usize {
+        let mut deleted = 0;
+        for chunk in ids.chunks(CONCURRENT_DELETES) {
+            let mut set = tokio::task::JoinSet::new();
+            for id in chunk {
+                let pools = self.clone();
+                let id = id.clone();
+                set.spawn(async move {
+                    let gone = match pools.neutron.ports().delete(&id).await {
+                        Ok(_) => true,
+                        Err(e) if e.is_not_found() => true,
+                        Err(e) => {
+                            tracing::warn!(port = %id, "deleting a pool port: {e}");
+                            false
+                        }
+                    };
+                    pools.forget(&id);
+                    gone
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                if matches!(r, Ok(true)) {
+                    deleted += 1;
+                }
+            }
+        }
+        self.state().counters.deleted += deleted as u64;
+        deleted
+    }
+}

@@ -1,0 +1,215 @@
+//! The pools seen from outside the plugin protocol: `kuryr pool list|populate|free`
+//! (through the daemon's admin socket) and the loop that keeps pools in step with Neutron.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use kuryr_binding::veth_names;
+use kuryr_libnetwork::DockerId;
+use kuryr_openstack::neutron::{Network, Port, Subnet};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DriverError, Result};
+use crate::mapping::is_uuid;
+use crate::options::Named;
+use crate::pool::{pool_subnets, PoolCounters, PoolInfo};
+use crate::Driver;
+
+/// `kuryr pool list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolReport {
+    pub enabled: bool,
+    pub pools: Vec<PoolInfo>,
+    pub counters: PoolCounters,
+}
+
+/// `kuryr pool populate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Populated {
+    pub network_id: String,
+    pub subnet_id: String,
+    pub added: usize,
+    pub free: usize,
+}
+
+impl Driver {
+    pub fn pool_report(&self) -> PoolReport {
+        match &self.pools {
+            Some(p) => PoolReport {
+                enabled: true,
+                pools: p.list(),
+                counters: p.counters(),
+            },
+            None => PoolReport {
+                enabled: false,
+                pools: Vec::new(),
+                counters: PoolCounters::default(),
+            },
+        }
+    }
+
+    /// Add `count` ports to the pool of `network` (a Neutron network id or name, or a Docker
+    /// network id), on `subnet` (id or CIDR) or on the subnets Docker takes addresses from.
+    pub async fn populate_pool(
+        &self,
+        network: &str,
+        subnet: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<Populated>> {
+        let pools = self.pools_or_error()?;
+        self.readiness.ready().await?;
+        pools.set_tags_on_create(self.readiness.tags_on_port_create());
+        let network = self.resolve_network(network).await?;
+        let subnets = self.subnets_of(&network.id).await?;
+        let chosen: Vec<&Subnet> = match subnet {
+            Some(s) => {
+                let found = subnets
+                    .iter()
+                    .find(|x| x.id == s || crate::lookup::same_cidr(&x.cidr, s))
+                    .ok_or_else(|| {
+                        DriverError::not_found(format!(
+                            "network {} has no subnet {s}; its subnets are {}",
+                            network.id,
+                            subnets
+                                .iter()
+                                .map(|x| format!("{} ({})", x.id, x.cidr))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+                vec![found]
+            }
+            None => pool_subnets(&subnets),
+        };
+        if chosen.is_empty() {
+            return Err(DriverError::not_found(format!(
+                "network {} has no subnet to take addresses from",
+                network.id
+            )));
+        }
+        let mut out = Vec::new();
+        for subnet in chosen {
+            let added = pools
+                .populate(subnet, count)
+                .await
+                .map_err(DriverError::host)?;
+            out.push(Populated {
+                network_id: network.id.clone(),
+                subnet_id: subnet.id.clone(),
+                added,
+                free: pools.free_count(&network.id),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Delete the free ports of `network`'s pools (all pools: None); returns how many.
+    pub async fn free_pools(&self, network: Option<&str>) -> Result<usize> {
+        let pools = self.pools_or_error()?;
+        let network_id = match network {
+            Some(n) => Some(self.resolve_network(n).await?.id),
+            None => None,
+        };
+        Ok(pools.free(network_id.as_deref()).await)
+    }
+
+    /// Keep the pools in step with Neutron, forever: recover at start, then every
+    /// `ports_pool_update_frequency` explain unknown pool ports and top pools up.
+    pub async fn maintain_pools(&self) {
+        let Some(pools) = self.pools.clone() else {
+            return;
+        };
+        loop {
+            if !self.readiness.is_ready() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            pools.set_tags_on_create(self.readiness.tags_on_port_create());
+            if let Err(e) = pools.ensure_defaults().await {
+                tracing::warn!("port pools: {e}");
+            }
+            self.refresh_cache().await;
+            match pools.neutron_ports().await {
+                Ok(ports) => {
+                    let with_interface = self.ports_with_interface(&ports).await;
+                    pools.reconcile(ports, &with_interface);
+                }
+                Err(e) => tracing::warn!("port pools: listing this host's pool ports: {e}"),
+            }
+            for key in pools.keys() {
+                pools.kick_refill(key);
+            }
+            tokio::time::sleep(pools.config().update_frequency).await;
+        }
+    }
+
+    /// Read again what the pooled path remembers, so that a change an operator makes (a
+    /// subnet's gateway or routes, a network's MTU) reaches new containers; a network or
+    /// subnet that is gone is forgotten.
+    async fn refresh_cache(&self) {
+        for (docker_id, network_id) in self.cache.networks() {
+            match self.neutron.networks().get_opt(&network_id).await {
+                Ok(Some(network)) => self.cache.set_network(&docker_id, &network),
+                Ok(None) => self.cache.forget_network(&docker_id, &network_id),
+                Err(e) => tracing::debug!(network = %network_id, "refreshing: {e}"),
+            }
+        }
+        for network_id in self.cache.subnet_networks() {
+            match self.subnets_of(&network_id).await {
+                Ok(subnets) => self.cache.set_subnets(&network_id, &subnets),
+                Err(e) => tracing::debug!(network = %network_id, "refreshing: {e}"),
+            }
+        }
+    }
+
+    /// The ports (unknown to the pools, owned by an endpoint) whose host interface exists.
+    async fn ports_with_interface(&self, ports: &[Port]) -> HashSet<String> {
+        let mut found = HashSet::new();
+        let Some(pools) = &self.pools else {
+            return found;
+        };
+        let Ok(binder) = self.binder().await else {
+            return found;
+        };
+        for port in ports {
+            if port.device_id.is_empty() || pools.is_known(&port.id) {
+                continue;
+            }
+            if let Ok(Some(_)) = binder.netlink.link(&veth_names(&port.id).host).await {
+                found.insert(port.id.clone());
+            }
+        }
+        found
+    }
+
+    fn pools_or_error(&self) -> Result<&std::sync::Arc<crate::pool::Pools>> {
+        self.pools.as_ref().ok_or_else(|| {
+            DriverError::invalid(
+                "port pools are off; set [vif_pool] enabled = true in kuryr.conf (bare metal, \
+                 default_port_driver = veth) and restart kuryr",
+            )
+        })
+    }
+
+    /// A network as an operator names it: Neutron id, Docker network id, or Neutron name.
+    async fn resolve_network(&self, name: &str) -> Result<Network> {
+        if !is_uuid(name) && name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let id = DockerId::from_str(name).map_err(DriverError::invalid)?;
+            return self.network_of(&id).await?.ok_or_else(|| {
+                DriverError::not_found(format!(
+                    "no Neutron network carries the tags of Docker network {name}"
+                ))
+            });
+        }
+        let named = if is_uuid(name) {
+            Named::Id(name.to_owned())
+        } else {
+            Named::Name(name.to_owned())
+        };
+        self.named(self.neutron.networks(), "network", &named, |n: &Network| {
+            &n.id
+        })
+        .await
+    }
+}

@@ -1,0 +1,240 @@
+//! The pooled path of a container's calls (bare metal, `[vif_pool] enabled`): its address
+//! comes from a pre-made port, claimed with ONE Neutron request in RequestAddress (name and
+//! Docker's MAC; only this host's daemon hands out this host's pool ports); CreateEndpoint, Join and DeleteEndpoint
+//! work on the host only; ownership tags, recycling and refills happen in the background
+//! ([`crate::pool`]). Whatever this path cannot serve (a given address, a second address
+//! family, a MAC another port has, an empty pool) goes the usual way, which works on the
+//! same ports.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use kuryr_libnetwork::ipam::{
+    ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse,
+};
+use kuryr_libnetwork::network::{
+    CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointRequest, JoinRequest,
+    JoinResponse,
+};
+use kuryr_libnetwork::{DockerId, MacAddress, PoolId};
+use kuryr_openstack::neutron::{Network, PortSpec, Subnet};
+
+use crate::error::Result;
+use crate::ipam::with_prefix;
+use crate::mapping::UNBOUND_PORT_NAME;
+use crate::pool::Pools;
+use crate::Driver;
+
+/// Ports tried when claims fail because the port is gone (its network deleted elsewhere).
+const CLAIM_ATTEMPTS: usize = 3;
+
+impl Driver {
+    /// RequestAddress from a pool; None when the usual path must answer.
+    pub(crate) async fn pooled_address(
+        &self,
+        req: &RequestAddressRequest,
+    ) -> Result<Option<RequestAddressResponse>> {
+        let Some(pools) = &self.pools else {
+            return Ok(None);
+        };
+        if req.address.is_some() || req.is_gateway() {
+            return Ok(None);
+        }
+        let Ok(mac) = req.mac_address() else {
+            return Ok(None);
+        };
+        let Some(subnet) = self.cached_pool_subnet(&req.pool_id).await? else {
+            return Ok(None);
+        };
+        // A MAC from Docker (it asked before pools were on, or `--mac-address`): a bound
+        // port's MAC cannot change, so the usual path makes or adopts the port.
+        if mac.is_some() {
+            return Ok(None);
+        }
+        // Dual stack: the IPv6 address goes on the IPv4 port, by the usual path.
+        if subnet.ip_version == 6 {
+            let subnets = self.cached_subnets(&subnet.network_id).await?;
+            if subnets.iter().any(|s| s.ip_version == 4) {
+                return Ok(None);
+            }
+        }
+        for _ in 0..CLAIM_ATTEMPTS {
+            let Some(port) = pools.take(&subnet) else {
+                return Ok(None);
+            };
+            // The port's new name is its claim: from now on Neutron shows it is not free.
+            let spec = PortSpec {
+                name: Some(UNBOUND_PORT_NAME.into()),
+                ..Default::default()
+            };
+            match self.neutron.ports().update(&port.id, &spec).await {
+                Ok(claimed) => {
+                    let ip = claimed
+                        .fixed_ips
+                        .iter()
+                        .find(|f| f.subnet_id == subnet.id)
+                        .and_then(|f| f.ip_address.parse::<IpAddr>().ok());
+                    let Some(ip) = ip else {
+                        pools.forget(&claimed.id);
+                        return Ok(None);
+                    };
+                    pools.claimed(claimed);
+                    return Ok(Some(RequestAddressResponse {
+                        address: with_prefix(ip, &subnet)?,
+                        data: Default::default(),
+                    }));
+                }
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(port = %port.id, "pool port gone; trying another: {e}");
+                    pools.forget(&port.id);
+                }
+                Err(e) => {
+                    tracing::warn!(port = %port.id, "claiming a pool port: {e}; creating a port instead");
+                    pools.forget(&port.id);
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// CreateEndpoint of an address a pool port holds: the host side only.
+    pub(crate) async fn pooled_endpoint(
+        &self,
+        req: &CreateEndpointRequest,
+    ) -> Result<Option<CreateEndpointResponse>> {
+        let Some(pools) = &self.pools else {
+            return Ok(None);
+        };
+        let interface = req.interface.clone().unwrap_or_default();
+        let addresses: Vec<IpAddr> = [interface.address, interface.address_ipv6]
+            .into_iter()
+            .flatten()
+            .map(|a| a.addr())
+            .collect();
+        let Some(first) = addresses.first() else {
+            return Ok(None);
+        };
+        let Some(network) = self.cached_network(&req.network_id).await? else {
+            return Ok(None);
+        };
+        let Some(held) = pools.held_by_address(&network.id, *first) else {
+            return Ok(None);
+        };
+        let port = held.port;
+        let same_addresses = port.fixed_ips.len() == addresses.len()
+            && addresses.iter().all(|a| {
+                port.fixed_ips
+                    .iter()
+                    .any(|f| f.ip_address.parse::<IpAddr>().ok() == Some(*a))
+            });
+        let same_mac = interface
+            .mac_address
+            .as_ref()
+            .is_none_or(|m| m.to_string().eq_ignore_ascii_case(&port.mac_address));
+        if !same_addresses || !same_mac || held.endpoint.is_some() {
+            // The usual path takes over every port holding these addresses.
+            for ip in &addresses {
+                if let Some(h) = pools.held_by_address(&network.id, *ip) {
+                    pools.release_to_slow_path(&h.port.id);
+                }
+            }
+            return Ok(None);
+        }
+        if let Err(e) = self.plug(req, &port, &network).await {
+            if let Err(undo) = self.unplug(req.endpoint_id.as_str(), &port).await {
+                tracing::warn!(port = %port.id, "rolling back CreateEndpoint: {undo}");
+            }
+            return Err(e);
+        }
+        pools.bind_endpoint(&port.id, req.endpoint_id.as_str());
+        let mac = if interface.mac_address.is_none() {
+            port.mac_address.parse::<MacAddress>().ok()
+        } else {
+            None
+        };
+        Ok(Some(CreateEndpointResponse {
+            interface: EndpointInterface {
+                mac_address: mac,
+                ..Default::default()
+            },
+        }))
+    }
+
+    pub(crate) async fn pooled_join(&self, req: &JoinRequest) -> Result<Option<JoinResponse>> {
+        let Some(pools) = &self.pools else {
+            return Ok(None);
+        };
+        let Some(held) = pools.held_by_endpoint(req.endpoint_id.as_str()) else {
+            return Ok(None);
+        };
+        let subnets = self.cached_subnets(&held.port.network_id).await?;
+        Ok(Some(self.join_response(&held.port, &subnets)))
+    }
+
+    pub(crate) async fn pooled_delete_endpoint(&self, req: &EndpointRequest) -> Result<bool> {
+        let Some(pools) = &self.pools else {
+            return Ok(false);
+        };
+        let Some(held) = pools.held_by_endpoint(req.endpoint_id.as_str()) else {
+            return Ok(false);
+        };
+        self.unplug(req.endpoint_id.as_str(), &held.port).await?;
+        pools.unbind_endpoint(&held.port.id);
+        Ok(true)
+    }
+
+    pub(crate) async fn pooled_release(&self, req: &ReleaseAddressRequest) -> Result<bool> {
+        let Some(pools) = &self.pools else {
+            return Ok(false);
+        };
+        let Some(ip) = req.address else {
+            return Ok(false);
+        };
+        let Some(subnet) = self.cache.pool_subnet(req.pool_id.as_str()) else {
+            return Ok(false);
+        };
+        match pools.held_by_address(&subnet.network_id, ip) {
+            Some(held) if held.endpoint.is_none() => Ok(pools.release(&held.port.id)),
+            _ => Ok(false),
+        }
+    }
+
+    pub(crate) fn pools(&self) -> Option<&Arc<Pools>> {
+        self.pools.as_ref()
+    }
+
+    async fn cached_pool_subnet(&self, pool_id: &PoolId) -> Result<Option<Subnet>> {
+        if let Some(subnet) = self.cache.pool_subnet(pool_id.as_str()) {
+            return Ok(Some(subnet));
+        }
+        let Some(pool) = self.pool(pool_id).await? else {
+            return Ok(None);
+        };
+        let subnet = self.subnet_of_pool(&pool).await?;
+        if let Some(s) = &subnet {
+            self.cache.set_pool_subnet(&pool.id, s);
+        }
+        Ok(subnet)
+    }
+
+    async fn cached_network(&self, docker_id: &DockerId) -> Result<Option<Network>> {
+        if let Some(network) = self.cache.network(docker_id.as_str()) {
+            return Ok(Some(network));
+        }
+        let network = self.network_of(docker_id).await?;
+        if let Some(n) = &network {
+            self.cache.set_network(docker_id.as_str(), n);
+        }
+        Ok(network)
+    }
+
+    async fn cached_subnets(&self, network_id: &str) -> Result<Vec<Subnet>> {
+        if let Some(subnets) = self.cache.subnets(network_id) {
+            return Ok(subnets);
+        }
+        let subnets = self.subnets_of(network_id).await?;
+        self.cache.set_subnets(network_id, &subnets);
+        Ok(subnets)
+    }
+}
