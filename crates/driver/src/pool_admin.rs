@@ -163,7 +163,8 @@ impl Driver {
         }
     }
 
-    /// The ports (unknown to the pools, owned by an endpoint) whose host interface exists.
+    /// The ports unknown to the pools whose host interface exists: a container has them,
+    /// whether or not Neutron already says so.
     async fn ports_with_interface(&self, ports: &[Port]) -> HashSet<String> {
         let mut found = HashSet::new();
         let Some(pools) = &self.pools else {
@@ -173,7 +174,7 @@ impl Driver {
             return found;
         };
         for port in ports {
-            if port.device_id.is_empty() || pools.is_known(&port.id) {
+            if pools.is_known(&port.id) {
                 continue;
             }
             if let Ok(Some(_)) = binder.netlink.link(&veth_names(&port.id).host).await {

@@ -48,6 +48,7 @@ impl Pools {
                 && port.device_id.is_empty()
                 && ours
                 && !port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."));
+            let free_like = free_like && !with_interface.contains(&port.id);
             if free_like && creating {
                 continue;
             }
@@ -57,7 +58,8 @@ impl Pools {
                 }
                 continue;
             }
-            if !port.device_id.is_empty() && with_interface.contains(&port.id) {
+            // A container has it (its endpoint may not be written yet after a crash).
+            if with_interface.contains(&port.id) {
                 continue;
             }
             if previous.get(&port.id) != Some(&port.revision_number) {
