@@ -208,6 +208,35 @@ impl Ovsdb {
         Ok(ports.into_iter().map(|(_, name)| name).collect())
     }
 
+    /// The Docker endpoint (`external_ids:vm-uuid`) of the interface kuryr plugged for
+    /// Neutron port `iface_id`, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ovsdb`] if ovsdb-server cannot be reached or refuses.
+    pub async fn endpoint_of(&self, iface_id: &str) -> Result<Option<String>, Error> {
+        let found = self
+            .transact(&[select(
+                "Interface",
+                json!([[
+                    "external_ids",
+                    "includes",
+                    map([("iface-id", iface_id), ("owner", OWNER)])
+                ]]),
+                &["external_ids"],
+            )])
+            .await?;
+        // An OVSDB map is ["map", [[key, value], ...]].
+        Ok(first_rows(&found).iter().find_map(|r| {
+            r["external_ids"][1]
+                .as_array()?
+                .iter()
+                .find(|kv| kv[0] == "vm-uuid")
+                .and_then(|kv| kv[1].as_str())
+                .map(str::to_owned)
+        }))
+    }
+
     /// Whether OVS has a bridge of this name.
     pub async fn bridge_exists(&self, bridge: &str) -> Result<bool, Error> {
         let found = self

@@ -138,6 +138,13 @@ impl Driver {
                 }
             }
         }
+        // Pool ports found here are the usual path's from now on (after a restart, a
+        // recovered pool port may hold the address Docker was given).
+        if let Some(pools) = self.pools() {
+            for port in &ports {
+                pools.forget(&port.id);
+            }
+        }
         match ports.len() {
             0 => self
                 .create_bound_port(req, network, fixed_ips, mac)

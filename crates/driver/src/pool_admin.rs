@@ -1,7 +1,7 @@
 //! The pools seen from outside the plugin protocol: `kuryr pool list|populate|free`
 //! (through the daemon's admin socket) and the loop that keeps pools in step with Neutron.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -133,7 +133,8 @@ impl Driver {
             match pools.neutron_ports().await {
                 Ok(ports) => {
                     let with_interface = self.ports_with_interface(&ports).await;
-                    pools.reconcile(ports, &with_interface);
+                    let endpoints = self.unwritten_endpoints(&ports, &with_interface).await;
+                    pools.reconcile(ports, &with_interface, &endpoints);
                 }
                 Err(e) => tracing::warn!("port pools: listing this host's pool ports: {e}"),
             }
@@ -179,6 +180,33 @@ impl Driver {
             }
             if let Ok(Some(_)) = binder.netlink.link(&veth_names(&port.id).host).await {
                 found.insert(port.id.clone());
+            }
+        }
+        found
+    }
+
+    /// For the ports a container holds whose endpoint tags Neutron does not have (the daemon
+    /// stopped before writing them): the endpoint, as the port's Open vSwitch interface says.
+    async fn unwritten_endpoints(
+        &self,
+        ports: &[Port],
+        with_interface: &HashSet<String>,
+    ) -> HashMap<String, String> {
+        let mut found = HashMap::new();
+        let Ok(binder) = self.binder().await else {
+            return found;
+        };
+        for port in ports {
+            let tagged = port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."));
+            if !with_interface.contains(&port.id) || tagged {
+                continue;
+            }
+            match binder.ovsdb.endpoint_of(&port.id).await {
+                Ok(Some(endpoint)) => {
+                    found.insert(port.id.clone(), endpoint);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(port = %port.id, "reading its OVS interface: {e}"),
             }
         }
         found

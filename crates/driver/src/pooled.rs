@@ -1,10 +1,11 @@
 //! The pooled path of a container's calls (bare metal, `[vif_pool] enabled`): its address
-//! comes from a pre-made port, claimed with ONE Neutron request in RequestAddress (name and
-//! Docker's MAC; only this host's daemon hands out this host's pool ports); CreateEndpoint, Join and DeleteEndpoint
-//! work on the host only; ownership tags, recycling and refills happen in the background
-//! ([`crate::pool`]). Whatever this path cannot serve (a given address, a second address
-//! family, a MAC another port has, an empty pool) goes the usual way, which works on the
-//! same ports.
+//! comes from a pre-made port bound to this host, so Docker's path asks Neutron nothing
+//! once the network is known: RequestAddress takes a port from the pool (only this
+//! daemon hands out this host's pool ports), CreateEndpoint plugs it, Join answers from
+//! memory. Neutron learns the endpoint (`device_id`, tags) in the background; until it
+//! has, the port's interface on this host is what tells a restarted daemon that the port
+//! is taken ([`crate::pool`]). Whatever this path cannot serve (a given address or MAC, a
+//! second address family, an empty pool) goes the usual way, on the same ports.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,16 +18,12 @@ use kuryr_libnetwork::network::{
     JoinResponse,
 };
 use kuryr_libnetwork::{DockerId, MacAddress, PoolId};
-use kuryr_openstack::neutron::{Network, PortSpec, Subnet};
+use kuryr_openstack::neutron::{Network, Subnet};
 
 use crate::error::Result;
 use crate::ipam::with_prefix;
-use crate::mapping::UNBOUND_PORT_NAME;
 use crate::pool::Pools;
 use crate::Driver;
-
-/// Ports tried when claims fail because the port is gone (its network deleted elsewhere).
-const CLAIM_ATTEMPTS: usize = 3;
 
 impl Driver {
     /// RequestAddress from a pool; None when the usual path must answer.
@@ -58,44 +55,22 @@ impl Driver {
                 return Ok(None);
             }
         }
-        for _ in 0..CLAIM_ATTEMPTS {
-            let Some(port) = pools.take(&subnet) else {
-                return Ok(None);
-            };
-            // The port's new name is its claim: from now on Neutron shows it is not free.
-            let spec = PortSpec {
-                name: Some(UNBOUND_PORT_NAME.into()),
-                ..Default::default()
-            };
-            match self.neutron.ports().update(&port.id, &spec).await {
-                Ok(claimed) => {
-                    let ip = claimed
-                        .fixed_ips
-                        .iter()
-                        .find(|f| f.subnet_id == subnet.id)
-                        .and_then(|f| f.ip_address.parse::<IpAddr>().ok());
-                    let Some(ip) = ip else {
-                        pools.forget(&claimed.id);
-                        return Ok(None);
-                    };
-                    pools.claimed(claimed);
-                    return Ok(Some(RequestAddressResponse {
-                        address: with_prefix(ip, &subnet)?,
-                        data: Default::default(),
-                    }));
-                }
-                Err(e) if e.is_not_found() => {
-                    tracing::info!(port = %port.id, "pool port gone; trying another: {e}");
-                    pools.forget(&port.id);
-                }
-                Err(e) => {
-                    tracing::warn!(port = %port.id, "claiming a pool port: {e}; creating a port instead");
-                    pools.forget(&port.id);
-                    return Ok(None);
-                }
-            }
-        }
-        Ok(None)
+        let Some(port) = pools.take(&subnet) else {
+            return Ok(None);
+        };
+        let ip = port
+            .fixed_ips
+            .iter()
+            .find(|f| f.subnet_id == subnet.id)
+            .and_then(|f| f.ip_address.parse::<IpAddr>().ok());
+        let Some(ip) = ip else {
+            pools.forget(&port.id);
+            return Ok(None);
+        };
+        Ok(Some(RequestAddressResponse {
+            address: with_prefix(ip, &subnet)?,
+            data: Default::default(),
+        }))
     }
 
     /// CreateEndpoint of an address a pool port holds: the host side only.

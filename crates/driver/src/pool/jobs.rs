@@ -13,7 +13,7 @@ use kuryr_openstack::neutron::{Port, PortSpec};
 use tokio::sync::mpsc;
 
 use super::{PoolKey, Pools, POOL_PORT_NAME};
-use crate::mapping::id_tags;
+use crate::mapping::{id_tags, UNBOUND_PORT_NAME};
 
 const WORKERS: usize = 4;
 const ATTEMPTS: u32 = 3;
@@ -109,12 +109,14 @@ impl Pools {
             }
         }
         let api = self.neutron.ports();
-        retry(|| api.replace_tags(port_id, &tags)).await?;
+        // The owner first: from then on Neutron alone tells the port is taken.
         let spec = PortSpec {
+            name: Some(UNBOUND_PORT_NAME.into()),
             device_id: Some(endpoint_id.to_owned()),
             ..Default::default()
         };
         retry(|| api.update(port_id, &spec)).await?;
+        retry(|| api.replace_tags(port_id, &tags)).await?;
         Ok(())
     }
 

@@ -284,26 +284,13 @@ impl Pools {
         port
     }
 
-    /// Give back a port [`Pools::take`] handed out that Neutron has not changed (the claim
-    /// failed before it reached the port).
-    pub fn untake(&self, port: Port) {
-        let mut st = self.state();
-        if let Some(held) = st.held.remove(&port.id) {
-            st.free.entry(held.key).or_default().push_front(port);
-        }
-    }
-
-    /// Forget a port handed out that turned out unusable (gone, or changed by someone else).
+    /// Stop tracking a port: it is gone, or the usual path took it over.
     pub fn forget(&self, port_id: &str) {
         let mut st = self.state();
         st.held.remove(port_id);
         st.known.remove(port_id);
-    }
-
-    /// Record the port's state after the claim (Neutron's answer).
-    pub fn claimed(&self, port: Port) {
-        if let Some(held) = self.state().held.get_mut(&port.id) {
-            held.port = port;
+        for free in st.free.values_mut() {
+            free.retain(|p| p.id != port_id);
         }
     }
 
@@ -339,6 +326,29 @@ impl Pools {
         self.enqueue(Job::Own {
             port_id: port_id.to_owned(),
             endpoint_id: endpoint_id.to_owned(),
+            tags,
+        });
+    }
+
+    /// A port a container holds (found by a scan): held again, its owner written.
+    pub(crate) fn hold_for_endpoint(self: &Arc<Self>, port: Port, key: PoolKey, endpoint: &str) {
+        let id = port.id.clone();
+        let tags = port.tags.clone();
+        {
+            let mut st = self.state();
+            st.known.insert(id.clone());
+            st.held.insert(
+                id.clone(),
+                Held {
+                    port,
+                    key,
+                    endpoint: Some(endpoint.to_owned()),
+                },
+            );
+        }
+        self.enqueue(Job::Own {
+            port_id: id,
+            endpoint_id: endpoint.to_owned(),
             tags,
         });
     }

@@ -33,7 +33,14 @@ impl Pools {
 
     /// Explain every port of `ports` the daemon does not know (see the module comment).
     /// `with_interface`: the ports whose host interface exists on this host.
-    pub fn reconcile(self: &Arc<Self>, ports: Vec<Port>, with_interface: &HashSet<String>) {
+    /// `endpoints`: for ports a container holds that Neutron does not show as owned, the
+    /// endpoint (from the host); the daemon holds them again and writes the owner.
+    pub fn reconcile(
+        self: &Arc<Self>,
+        ports: Vec<Port>,
+        with_interface: &HashSet<String>,
+        endpoints: &HashMap<String, String>,
+    ) {
         let mut doubt = HashMap::new();
         let previous = std::mem::take(&mut self.state().doubt);
         // New ports of a fill under way are not recovered ones: the next scan sees.
@@ -58,8 +65,14 @@ impl Pools {
                 }
                 continue;
             }
-            // A container has it (its endpoint may not be written yet after a crash).
+            // A container has it; after a crash its owner may not be written yet.
             if with_interface.contains(&port.id) {
+                if let (Some(endpoint), Some(key)) =
+                    (endpoints.get(&port.id), self.wanted_key_of(&port))
+                {
+                    tracing::info!(port = %port.id, endpoint = %endpoint, "writing the owner of a pool port a container holds");
+                    self.hold_for_endpoint(port, key, endpoint);
+                }
                 continue;
             }
             if previous.get(&port.id) != Some(&port.revision_number) {
