@@ -123,7 +123,8 @@ pub struct ServeArgs {
     pub socket: Option<PathBuf>,
 
     /// The admin socket for `kuryr pool` and `kuryr stats` (mode 0600). Default:
-    /// [pool_manager] sock_file, else /run/kuryr/<plugin name>_manage.sock.
+    /// [pool_manager] sock_file, else /run/kuryr/<plugin name>_manage.sock (next to the
+    /// socket when --socket is given).
     #[arg(long, value_name = "PATH")]
     pub admin_socket: Option<PathBuf>,
 

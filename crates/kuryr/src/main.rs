@@ -49,6 +49,7 @@ fn main() -> ExitCode {
                 tcp: args.tcp,
                 admin_socket: args.admin_socket.clone(),
                 plugin_name: args.plugin_name.clone(),
+                explicit_socket: args.socket.is_some(),
             };
             runtime.block_on(commands::serve::run(&load, &opts))
         }

@@ -4,7 +4,7 @@
 //! with why it is not usable yet), and stops cleanly on SIGTERM or SIGINT, removing its
 //! socket so that Docker does not find a dead plugin.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -17,6 +17,9 @@ use kuryr::server::{self, listen};
 use kuryr_driver::Driver;
 use kuryr_openstack::error::chain;
 use tokio::net::TcpListener;
+
+/// Where Docker discovers plugin sockets.
+const DOCKER_PLUGIN_DIR: &str = "/run/docker/plugins";
 
 /// The plugin name whose pool ports carry only the host in their tag.
 const DEFAULT_PLUGIN_NAME: &str = "kuryr";
@@ -34,6 +37,8 @@ pub struct ServeOptions {
     /// else the plugin name's default.
     pub admin_socket: Option<PathBuf>,
     pub plugin_name: String,
+    /// Whether `socket` came from `--socket`.
+    pub explicit_socket: bool,
 }
 
 pub async fn run(load: &LoadOptions, opts: &ServeOptions) -> ExitCode {
@@ -67,20 +72,27 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     let driver = Arc::new(Driver::new(neutron, driver_config));
     let metrics = Arc::new(Metrics::default());
     let app = server::router(driver.clone(), metrics.clone());
-    let admin_path = opts
-        .admin_socket
-        .clone()
-        .or_else(|| config.pool_manager.sock_file.clone())
-        .unwrap_or_else(|| default_admin_socket(&opts.plugin_name));
-    let admin = listen::bind_unix_mode(&admin_path, ADMIN_SOCKET_MODE)
-        .await
-        .map_err(|e| format!("admin socket: {e}"))?;
-    let _admin_guard = listen::SocketGuard(admin_path.clone());
-
     let unix = listen::bind_unix(&opts.socket)
         .await
         .map_err(|e| e.to_string())?;
     let _socket_guard = listen::SocketGuard(opts.socket.clone());
+    // With --socket outside Docker's plugin directory (several daemons side by side),
+    // the admin socket goes next to it; never into that directory, where Docker would
+    // take it for a plugin.
+    let admin_path = opts
+        .admin_socket
+        .clone()
+        .or_else(|| config.pool_manager.sock_file.clone())
+        .unwrap_or_else(|| match opts.socket.parent() {
+            Some(dir) if opts.explicit_socket && dir != Path::new(DOCKER_PLUGIN_DIR) => {
+                dir.join(format!("{}_manage.sock", opts.plugin_name))
+            }
+            _ => default_admin_socket(&opts.plugin_name),
+        });
+    let admin = listen::bind_unix_mode(&admin_path, ADMIN_SOCKET_MODE)
+        .await
+        .map_err(|e| format!("admin socket: {e}"))?;
+    let _admin_guard = listen::SocketGuard(admin_path.clone());
     tracing::info!(socket = %opts.socket.display(), admin = %admin_path.display(), host = %host, "kuryr serving");
     eprintln!(
         "kuryr: serving the Docker plugin on {}",
