@@ -369,6 +369,7 @@ mod tests {
             master: None,
             lower_index: Some(lower),
             vlan_id: vlan,
+            alias: None,
         }
     }
 

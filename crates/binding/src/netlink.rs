@@ -37,6 +37,8 @@ pub struct LinkInfo {
     pub lower_index: Option<u32>,
     /// For a VLAN link, its VLAN id.
     pub vlan_id: Option<u16>,
+    /// `IFLA_IFALIAS` (`ip link set NAME alias TEXT`), if set.
+    pub alias: Option<String>,
 }
 
 impl LinkInfo {
@@ -57,6 +59,7 @@ impl LinkInfo {
             master: None,
             lower_index: None,
             vlan_id: None,
+            alias: None,
         };
         let mut link = None;
         for attr in &msg.attributes {
@@ -64,6 +67,9 @@ impl LinkInfo {
                 LinkAttribute::IfName(name) => info.name.clone_from(name),
                 LinkAttribute::Address(addr) => info.mac = <[u8; 6]>::try_from(&addr[..]).ok(),
                 LinkAttribute::Mtu(mtu) => info.mtu = Some(*mtu),
+                LinkAttribute::IfAlias(alias) if !alias.is_empty() => {
+                    info.alias = Some(alias.clone())
+                }
                 LinkAttribute::Link(index) => link = Some(*index),
                 LinkAttribute::LinkNetNsId(id) => info.peer_netns_id = Some(*id),
                 LinkAttribute::Controller(index) => info.master = Some(*index).filter(|i| *i != 0),
@@ -168,6 +174,17 @@ impl Netlink {
             return Ok(());
         }
         let message = LinkUnspec::new_with_index(link.index).mtu(mtu).build();
+        self.change(name, message).await
+    }
+
+    /// Sets the link's alias (`ip link set NAME alias TEXT`); an empty one removes it. By
+    /// name in one request, so a missing link is `ENODEV` and nothing else is read.
+    pub async fn set_alias(&self, name: &str, alias: &str) -> Result<(), Error> {
+        validate_ifname(name)?;
+        let mut message = LinkUnspec::new_with_name(name).build();
+        message
+            .attributes
+            .push(LinkAttribute::IfAlias(alias.to_owned()));
         self.change(name, message).await
     }
 

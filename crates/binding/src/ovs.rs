@@ -233,6 +233,7 @@ impl Ovsdb {
                 .iter()
                 .find(|kv| kv[0] == "vm-uuid")
                 .and_then(|kv| kv[1].as_str())
+                .filter(|endpoint| !endpoint.is_empty())
                 .map(str::to_owned)
         }))
     }

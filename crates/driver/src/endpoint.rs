@@ -342,6 +342,16 @@ impl Driver {
             })
             .await
             .map_err(|e| DriverError::host(e.to_string()))?;
+        // A free pool port's mark goes: a container has this port now (see `pool`).
+        if let Ok(Some(link)) = binder.netlink.link(&names.host).await {
+            if link.alias.is_some() {
+                binder
+                    .netlink
+                    .set_alias(&names.host, "")
+                    .await
+                    .map_err(|e| DriverError::host(e.to_string()))?;
+            }
+        }
         binder
             .plug(&PlugRequest {
                 port_id: port.id.clone(),

@@ -42,6 +42,10 @@ impl Driver {
             ))
         })?;
         let name = exposed_ports_group_name(&port.id);
+        // Before the group exists: RevokeExternalConnectivity then looks it up.
+        if let Some(pools) = &self.pools {
+            pools.set_exposed(req.endpoint_id.as_str());
+        }
         // A retried call finds its group: replace it rather than add a second one.
         let stale = self.exposed_groups(&port.id).await?;
         let group = self
@@ -116,6 +120,16 @@ impl Driver {
     pub(crate) async fn revoke_external(&self, req: &EndpointRequest) -> Result<Empty> {
         if !self.config.process_external_connectivity {
             return Ok(Empty {});
+        }
+        // A pool port this daemon handed out knows whether it got a group.
+        if let Some(held) = self
+            .pools
+            .as_ref()
+            .and_then(|p| p.held_by_endpoint(req.endpoint_id.as_str()))
+        {
+            if !held.exposed {
+                return Ok(Empty {});
+            }
         }
         let Some(port) = self.port_of(&req.endpoint_id).await? else {
             return Ok(Empty {});

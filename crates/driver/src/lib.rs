@@ -13,6 +13,7 @@ mod cache;
 pub mod endpoint;
 pub mod error;
 pub mod expose;
+mod host;
 pub mod ipam;
 mod locks;
 mod lookup;
@@ -80,7 +81,7 @@ pub struct Driver {
     config: DriverConfig,
     readiness: Readiness,
     locks: locks::KeyedLocks,
-    binder: tokio::sync::OnceCell<kuryr_binding::Binder>,
+    host: std::sync::Arc<host::Host>,
     plugging: plugging::ActiveWatcher,
     /// Nested modes: the VM's port, found once.
     vm_port: tokio::sync::OnceCell<nested::VmPort>,
@@ -91,9 +92,14 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(neutron: Neutron, config: DriverConfig) -> Driver {
+        let host = std::sync::Arc::new(host::Host::new(
+            config.ovsdb_socket.clone(),
+            config.bindir.clone(),
+        ));
         let pools = match (&config.pool, &config.port_mode) {
             (Some(pool), PortMode::Veth) => Some(pool::Pools::new(
                 neutron.clone(),
+                host.clone(),
                 config.host_id.clone(),
                 pool.clone(),
             )),
@@ -106,7 +112,7 @@ impl Driver {
             config,
             readiness: Readiness::default(),
             locks: locks::KeyedLocks::default(),
-            binder: tokio::sync::OnceCell::new(),
+            host,
             plugging: plugging::ActiveWatcher::default(),
             vm_port: tokio::sync::OnceCell::new(),
         }
@@ -191,17 +197,10 @@ impl Driver {
         }
     }
 
-    /// The host side (netlink and ovsdb-server connections), opened on first use: calls
-    /// that never touch the host, and IPAM-only hosts without CAP_NET_ADMIN, do not need it.
+    /// The host side (netlink and ovsdb-server connections), opened on first use.
     async fn binder(&self) -> Result<&kuryr_binding::Binder> {
-        self.binder
-            .get_or_try_init(|| async {
-                let netlink = kuryr_binding::Netlink::connect().await?;
-                let ovsdb = kuryr_binding::Ovsdb::new(&self.config.ovsdb_socket);
-                let mut binder = kuryr_binding::Binder::new(netlink, ovsdb);
-                binder.bindir = self.config.bindir.clone();
-                Ok::<_, kuryr_binding::Error>(binder)
-            })
+        self.host
+            .binder()
             .await
             .map_err(|e| DriverError::host(format!("opening a netlink socket: {e}")))
     }

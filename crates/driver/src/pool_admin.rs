@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DriverError, Result};
 use crate::mapping::is_uuid;
 use crate::options::Named;
-use crate::pool::{pool_subnets, PoolCounters, PoolInfo};
+use crate::pool::{pool_subnets, HostMark, PoolCounters, PoolInfo};
 use crate::Driver;
 
 /// `kuryr pool list`.
@@ -31,6 +31,14 @@ pub struct Populated {
     pub subnet_id: String,
     pub added: usize,
     pub free: usize,
+}
+
+/// What the host says of pool ports, for a scan (see [`Driver::host_view`]).
+#[derive(Debug, Default)]
+struct HostView {
+    held: HashSet<String>,
+    settling: HashSet<String>,
+    endpoints: HashMap<String, String>,
 }
 
 impl Driver {
@@ -132,9 +140,8 @@ impl Driver {
             self.refresh_cache().await;
             match pools.neutron_ports().await {
                 Ok(ports) => {
-                    let with_interface = self.ports_with_interface(&ports).await;
-                    let endpoints = self.unwritten_endpoints(&ports, &with_interface).await;
-                    pools.reconcile(ports, &with_interface, &endpoints);
+                    let view = self.host_view(&ports).await;
+                    pools.reconcile(ports, &view.held, &view.settling, &view.endpoints);
                 }
                 Err(e) => tracing::warn!("port pools: listing this host's pool ports: {e}"),
             }
@@ -164,52 +171,51 @@ impl Driver {
         }
     }
 
-    /// The ports unknown to the pools whose host interface exists: a container has them,
-    /// whether or not Neutron already says so.
-    async fn ports_with_interface(&self, ports: &[Port]) -> HashSet<String> {
-        let mut found = HashSet::new();
+    /// What the host says of the pool ports the daemon does not know (after a restart):
+    /// those a container has (its end of the veth in another namespace, or plugged by the
+    /// usual path), with the endpoint where the host tells it (the interface's mark, or the
+    /// Open vSwitch interface's `vm-uuid`) and Neutron does not show it yet; and those
+    /// marked with an endpoint but home again, which wait for a second scan.
+    async fn host_view(&self, ports: &[Port]) -> HostView {
+        let mut view = HostView::default();
         let Some(pools) = &self.pools else {
-            return found;
+            return view;
         };
         let Ok(binder) = self.binder().await else {
-            return found;
+            return view;
         };
         for port in ports {
             if pools.is_known(&port.id) {
                 continue;
             }
-            if let Ok(Some(_)) = binder.netlink.link(&veth_names(&port.id).host).await {
-                found.insert(port.id.clone());
-            }
-        }
-        found
-    }
-
-    /// For the ports a container holds whose endpoint tags Neutron does not have (the daemon
-    /// stopped before writing them): the endpoint, as the port's Open vSwitch interface says.
-    async fn unwritten_endpoints(
-        &self,
-        ports: &[Port],
-        with_interface: &HashSet<String>,
-    ) -> HashMap<String, String> {
-        let mut found = HashMap::new();
-        let Ok(binder) = self.binder().await else {
-            return found;
-        };
-        for port in ports {
-            let tagged = port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."));
-            if !with_interface.contains(&port.id) || tagged {
+            let Ok(Some(link)) = binder.netlink.link(&veth_names(&port.id).host).await else {
                 continue;
-            }
-            match binder.ovsdb.endpoint_of(&port.id).await {
-                Ok(Some(endpoint)) => {
-                    found.insert(port.id.clone(), endpoint);
+            };
+            let away = link.peer_netns_id.is_some();
+            let endpoint = match (HostMark::from_alias(link.alias.as_deref()), away) {
+                (HostMark::Free, false) => continue,
+                (HostMark::Endpoint(_), false) => {
+                    view.settling.insert(port.id.clone());
+                    continue;
                 }
-                Ok(None) => {}
-                Err(e) => tracing::debug!(port = %port.id, "reading its OVS interface: {e}"),
+                (HostMark::Endpoint(endpoint), true) => Some(endpoint),
+                (HostMark::Free | HostMark::Unmarked, _) => {
+                    match binder.ovsdb.endpoint_of(&port.id).await {
+                        Ok(endpoint) => endpoint,
+                        Err(e) => {
+                            tracing::debug!(port = %port.id, "reading its OVS interface: {e}");
+                            None
+                        }
+                    }
+                }
+            };
+            view.held.insert(port.id.clone());
+            let tagged = port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."));
+            if let (Some(endpoint), false) = (endpoint, tagged) {
+                view.endpoints.insert(port.id.clone(), endpoint);
             }
         }
-        found
+        view
     }
 
     fn pools_or_error(&self) -> Result<&std::sync::Arc<crate::pool::Pools>> {

@@ -2,9 +2,10 @@
 //! comes from a pre-made port bound to this host, so Docker's path asks Neutron nothing
 //! once the network is known: RequestAddress takes a port from the pool (only this
 //! daemon hands out this host's pool ports), CreateEndpoint plugs it, Join answers from
-//! memory. Neutron learns the endpoint (`device_id`, tags) in the background; until it
-//! has, the port's interface on this host is what tells a restarted daemon that the port
-//! is taken ([`crate::pool`]). Whatever this path cannot serve (a given address or MAC, a
+//! memory. A free port usually waits plugged in, so CreateEndpoint and DeleteEndpoint leave
+//! the host as it is. Neutron learns the endpoint (`device_id`, tags) in the
+//! background; until it has, the port's interface on this host is what tells a restarted
+//! daemon that the port is taken ([`crate::pool`]). Whatever this path cannot serve (a given address or MAC, a
 //! second address family, an empty pool) goes the usual way, on the same ports.
 
 use std::net::IpAddr;
@@ -116,13 +117,23 @@ impl Driver {
             }
             return Ok(None);
         }
-        if let Err(e) = self.plug(req, &port, &network).await {
-            if let Err(undo) = self.unplug(req.endpoint_id.as_str(), &port).await {
+        let endpoint = req.endpoint_id.as_str();
+        // A port whose interface waits plugged in needs nothing more from the host: the
+        // owner job marks the interface the endpoint's, off the path.
+        let plugged = if !pools.is_plugged(&port.id) {
+            self.plug(req, &port, &network).await
+        } else if self.config.vif_plugging_is_fatal {
+            self.wait_active(&port).await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = plugged {
+            if let Err(undo) = self.unplug(endpoint, &port).await {
                 tracing::warn!(port = %port.id, "rolling back CreateEndpoint: {undo}");
             }
             return Err(e);
         }
-        pools.bind_endpoint(&port.id, req.endpoint_id.as_str());
+        pools.bind_endpoint(&port.id, endpoint);
         let mac = if interface.mac_address.is_none() {
             port.mac_address.parse::<MacAddress>().ok()
         } else {
@@ -154,8 +165,13 @@ impl Driver {
         let Some(held) = pools.held_by_endpoint(req.endpoint_id.as_str()) else {
             return Ok(false);
         };
-        self.unplug(req.endpoint_id.as_str(), &held.port).await?;
-        pools.unbind_endpoint(&held.port.id);
+        let id = &held.port.id;
+        // A port whose interface waits plugged in keeps it for the next container (Docker
+        // gives the container end back when the container stops; recycling checks).
+        if !pools.is_plugged(id) {
+            self.unplug(req.endpoint_id.as_str(), &held.port).await?;
+        }
+        pools.unbind_endpoint(id);
         Ok(true)
     }
 

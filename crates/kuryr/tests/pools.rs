@@ -105,6 +105,30 @@ async fn start_pooled(k: &Kuryr, vif_pool: &str) -> PathBuf {
     conf
 }
 
+/// The host end of a port's veth, and what the kernel says of a link.
+fn host_end(port_id: &str) -> String {
+    format!("tap{}", &port_id[..11])
+}
+
+fn link_attr(link: &str, attr: &str) -> String {
+    std::fs::read_to_string(format!("/sys/class/net/{link}/{attr}"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A free port waits plugged in: its veth on the host, marked free, on br-int.
+fn assert_waits_plugged_in(p: &Port) {
+    let tap = host_end(&p.id);
+    assert!(host_link_exists(&tap), "free port {} has no {tap}", p.id);
+    assert!(
+        host_link_exists(&format!("t_c{}", &p.id[..11])),
+        "the container end of free port {} is on the host",
+        p.id
+    );
+    assert_eq!(link_attr(&tap, "ifalias"), "kuryr-pool-port", "{tap}");
+    assert_eq!(external_ids(&tap)["iface-id"], p.id.as_str(), "{tap}");
+}
+
 fn on_path_requests(stats: &Value) -> u64 {
     stats["neutron_requests"]["on_path"].as_u64().unwrap()
 }
@@ -128,7 +152,16 @@ async fn a_filled_pool_serves_a_container_without_neutron_requests_and_refills()
         let free = free_pool_ports(&k, &network.id).await;
         assert_eq!(free.len(), 4, "{free:#?}");
         free.iter().for_each(assert_pool_port);
+        free.iter().for_each(assert_waits_plugged_in);
         let pooled: HashSet<String> = free.iter().map(|p| p.id.clone()).collect();
+        eventually(
+            "the free ports ACTIVE before any container takes one",
+            || async {
+                let now = free_pool_ports(&k, &network.id).await;
+                now.iter().all(|p| p.status == "ACTIVE").then_some(())
+            },
+        )
+        .await;
 
         // The first container also looks the network up (then remembered).
         let warm = k.name("warm");
@@ -159,20 +192,69 @@ async fn a_filled_pool_serves_a_container_without_neutron_requests_and_refills()
         assert_eq!(port.name, "kuryr-unbound-port");
         let (addr, _) = k.interface(&c, "eth0").await;
         assert!(addr.contains(&a.ip), "{addr}");
+        // The interface that waited is the container's, and says so.
+        let tap = host_end(&port.id);
+        let index = link_attr(&tap, "ifindex");
+        assert!(
+            !host_link_exists(&format!("t_c{}", &port.id[..11])),
+            "the container end moved into the container"
+        );
+        eventually("the interface marked with the endpoint", || async {
+            (link_attr(&tap, "ifalias") == format!("kuryr-endpoint={}", a.endpoint_id))
+                .then_some(())
+        })
+        .await;
         // Two taken of four: below ports_pool_min = 3, so a batch of 4 follows.
         eventually("the pool back at ports_pool_min or more", || async {
             (free_pool_ports(&k, &network.id).await.len() >= 3).then_some(())
         })
         .await;
 
+        // Released, the port waits plugged in again: the same interface, marked free.
         k.remove_container(&c).await;
+        let back = eventually("the released port free again in Neutron", || async {
+            free_pool_ports(&k, &network.id)
+                .await
+                .into_iter()
+                .find(|p| p.id == port.id)
+        })
+        .await;
+        eventually("its interface marked free", || async {
+            (link_attr(&tap, "ifalias") == "kuryr-pool-port").then_some(())
+        })
+        .await;
+        assert_waits_plugged_in(&back);
+        assert_eq!(
+            link_attr(&tap, "ifindex"),
+            index,
+            "the same veth, kept plugged in"
+        );
+
         k.remove_container(&warm).await;
+        let mut all: HashSet<String> = pooled.clone();
+        all.extend(
+            free_pool_ports(&k, &network.id)
+                .await
+                .into_iter()
+                .map(|p| p.id),
+        );
         k.remove_network(&net).await;
         assert!(
             k.networks_of(&docker_id).await.is_empty(),
             "network deleted with its pool"
         );
         assert!(k.ports_on(&network.id).await.is_empty(), "no port left");
+        for id in &all {
+            assert!(
+                !host_link_exists(&host_end(id)),
+                "{} left on the host",
+                host_end(id)
+            );
+        }
+        let ovs = vsctl(&["--columns=external_ids", "list", "Interface"]);
+        for id in &all {
+            assert!(!ovs.contains(id.as_str()), "OVS interface of {id} left");
+        }
     })
     .await;
 }

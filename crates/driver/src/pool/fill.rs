@@ -142,7 +142,7 @@ impl Pools {
             }
             match self.create(key, n).await {
                 Ok(ports) => {
-                    for port in ports {
+                    for port in self.ready_all(ports).await {
                         self.put_free(key.clone(), port);
                     }
                 }
@@ -184,7 +184,7 @@ impl Pools {
                     key.subnet_id
                 )
             })?;
-            for port in ports {
+            for port in self.ready_all(ports).await {
                 if self.put_free(key.clone(), port) {
                     added += 1;
                 }

@@ -31,6 +31,11 @@ pub enum Job {
         port: Box<Port>,
         key: PoolKey,
     },
+    /// A free port found by a scan: its interface readied, then into its pool.
+    Recover {
+        port: Box<Port>,
+        key: PoolKey,
+    },
     Delete {
         port_id: String,
     },
@@ -40,7 +45,7 @@ impl Job {
     fn port_id(&self) -> &str {
         match self {
             Job::Own { port_id, .. } | Job::Delete { port_id } => port_id,
-            Job::Recycle { port, .. } => &port.id,
+            Job::Recycle { port, .. } | Job::Recover { port, .. } => &port.id,
         }
     }
 }
@@ -91,6 +96,12 @@ impl Pools {
                     }
                 }
             }
+            Job::Recover { port, key } => {
+                self.ready_interface(&port).await;
+                if self.put_free(key, *port) {
+                    self.state().counters.recovered += 1;
+                }
+            }
             Job::Delete { port_id } => self.delete(&port_id).await,
         }
     }
@@ -103,6 +114,22 @@ impl Pools {
     ) -> Result<(), kuryr_openstack::Error> {
         let endpoint = DockerId::from_str(endpoint_id)
             .map_err(|e| kuryr_openstack::Error::InvalidRequest(e.to_string()))?;
+        // A container already gone (a burst left this job queued behind others): its port
+        // never left the pool's state in Neutron, and recycling has nothing to reset.
+        let still_held = self
+            .state()
+            .held
+            .get(port_id)
+            .is_some_and(|h| h.endpoint.as_deref() == Some(endpoint_id));
+        if !still_held {
+            return Ok(());
+        }
+        if self.is_plugged(port_id) {
+            if let Err(e) = self.mark_taken(port_id, endpoint_id).await {
+                tracing::warn!(port = %port_id, "marking the interface of a taken pool port: {e}");
+            }
+        }
+        self.state().owned.insert(port_id.to_owned());
         for tag in id_tags(&endpoint) {
             if !tags.contains(&tag) {
                 tags.push(tag);
@@ -136,6 +163,18 @@ impl Pools {
             self.delete(&port.id).await;
             return Ok(false);
         }
+        let owned = self.state().owned.remove(&port.id);
+        let mut groups = port.security_groups.clone();
+        groups.sort();
+        if !owned
+            && groups == key.security_groups
+            && port.name == POOL_PORT_NAME
+            && port.device_id.is_empty()
+        {
+            // Released before its owner was written: Neutron still has it as a free port.
+            self.ready_interface(&port).await;
+            return Ok(self.put_free(key, port));
+        }
         let api = self.neutron.ports();
         let spec = PortSpec {
             name: Some(POOL_PORT_NAME.into()),
@@ -146,10 +185,13 @@ impl Pools {
         let updated = retry(|| api.update(&port.id, &spec)).await?;
         let tags = self.free_tags();
         retry(|| api.replace_tags(&port.id, &tags)).await?;
-        Ok(self.put_free(key, Port { tags, ..updated }))
+        let port = Port { tags, ..updated };
+        self.ready_interface(&port).await;
+        Ok(self.put_free(key, port))
     }
 
     pub(crate) async fn delete(&self, port_id: &str) {
+        self.remove_interface(port_id).await;
         let api = self.neutron.ports();
         match retry(|| api.delete(port_id)).await {
             Ok(_) => self.state().counters.deleted += 1,

@@ -7,11 +7,16 @@
 //! are made in bulk ([`fill`]) off the container's path, handed out by
 //! [`Pools::take`], and recycled or deleted in the background once released ([`jobs`]).
 //!
+//! A free port of a plain Open vSwitch binding waits plugged in ([`interfaces`]): its veth
+//! pair exists and sits on the bridge, so the agent has wired it and Neutron shows it ACTIVE
+//! before a container takes it, and a container start or stop only relabels the host end.
+//!
 //! Every port the pools know is in exactly one place: free in a pool, held by a container,
 //! or in a background job; `known` holds them all, so a Neutron scan never adds a port twice
 //! and no port is handed out twice.
 
 mod fill;
+mod interfaces;
 mod jobs;
 mod sync;
 
@@ -24,9 +29,11 @@ use kuryr_openstack::neutron::{Neutron, Port, Subnet};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::host::Host;
 use crate::mapping::DEVICE_OWNER;
 
 pub use fill::pool_subnets;
+pub use interfaces::{HostMark, FREE_ALIAS};
 pub use jobs::Job;
 
 /// `[vif_pool]`.
@@ -117,6 +124,8 @@ pub struct Held {
     pub key: PoolKey,
     /// Set by CreateEndpoint, cleared by DeleteEndpoint.
     pub endpoint: Option<String>,
+    /// Whether ProgramExternalConnectivity gave the endpoint an exposed-ports group.
+    pub exposed: bool,
 }
 
 impl Held {
@@ -159,6 +168,12 @@ struct State {
     closing: HashSet<String>,
     /// Pool ports Neutron shows in a state kuryr cannot explain, with the revision seen.
     doubt: HashMap<String, u64>,
+    /// Ports whose interface waits plugged in while free ([`interfaces`]).
+    plugged: HashSet<String>,
+    /// Held ports whose owner may be in Neutron already (recycling then resets it).
+    owned: HashSet<String>,
+    /// Networks' MTUs, for the veth pairs of their free ports.
+    mtu: HashMap<String, u32>,
     counters: PoolCounters,
 }
 
@@ -166,6 +181,7 @@ struct State {
 #[derive(Debug)]
 pub struct Pools {
     neutron: Neutron,
+    host_side: Arc<Host>,
     host: String,
     config: PoolConfig,
     state: Mutex<State>,
@@ -188,9 +204,15 @@ struct Defaults {
 }
 
 impl Pools {
-    pub fn new(neutron: Neutron, host: String, config: PoolConfig) -> Arc<Pools> {
+    pub(crate) fn new(
+        neutron: Neutron,
+        host_side: Arc<Host>,
+        host: String,
+        config: PoolConfig,
+    ) -> Arc<Pools> {
         Arc::new(Pools {
             neutron,
+            host_side,
             host,
             config,
             state: Mutex::new(State::default()),
@@ -271,6 +293,7 @@ impl Pools {
                             port: p.clone(),
                             key: key.clone(),
                             endpoint: None,
+                            exposed: false,
                         },
                     );
                 }
@@ -289,6 +312,8 @@ impl Pools {
         let mut st = self.state();
         st.held.remove(port_id);
         st.known.remove(port_id);
+        st.plugged.remove(port_id);
+        st.owned.remove(port_id);
         for free in st.free.values_mut() {
             free.retain(|p| p.id != port_id);
         }
@@ -343,6 +368,8 @@ impl Pools {
                     port,
                     key,
                     endpoint: Some(endpoint.to_owned()),
+                    // Unknown after a restart: RevokeExternalConnectivity asks Neutron.
+                    exposed: true,
                 },
             );
         }
@@ -351,6 +378,18 @@ impl Pools {
             endpoint_id: endpoint.to_owned(),
             tags,
         });
+    }
+
+    /// ProgramExternalConnectivity made an exposed-ports group for the endpoint's port.
+    pub fn set_exposed(&self, endpoint_id: &str) {
+        if let Some(held) = self
+            .state()
+            .held
+            .values_mut()
+            .find(|h| h.endpoint.as_deref() == Some(endpoint_id))
+        {
+            held.exposed = true;
+        }
     }
 
     /// DeleteEndpoint removed the container's interface.

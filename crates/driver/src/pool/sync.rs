@@ -32,13 +32,17 @@ impl Pools {
     }
 
     /// Explain every port of `ports` the daemon does not know (see the module comment).
-    /// `with_interface`: the ports whose host interface exists on this host.
+    /// `with_interface`: the ports whose host interface says a container has them (marked
+    /// with an endpoint, or plugged without a mark); a free port's marked interface does not
+    /// count. `settling`: ports whose interface is marked with an endpoint but home again
+    /// (a container just started or stopped): in doubt until a second scan.
     /// `endpoints`: for ports a container holds that Neutron does not show as owned, the
     /// endpoint (from the host); the daemon holds them again and writes the owner.
     pub fn reconcile(
         self: &Arc<Self>,
         ports: Vec<Port>,
         with_interface: &HashSet<String>,
+        settling: &HashSet<String>,
         endpoints: &HashMap<String, String>,
     ) {
         let mut doubt = HashMap::new();
@@ -55,14 +59,17 @@ impl Pools {
                 && port.device_id.is_empty()
                 && ours
                 && !port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."));
-            let free_like = free_like && !with_interface.contains(&port.id);
+            let free_like =
+                free_like && !with_interface.contains(&port.id) && !settling.contains(&port.id);
             if free_like && creating {
                 continue;
             }
             if let (true, Some(key)) = (free_like, key.clone()) {
-                if self.put_free(key, port) {
-                    self.state().counters.recovered += 1;
-                }
+                self.state().known.insert(port.id.clone());
+                self.enqueue(Job::Recover {
+                    port: Box::new(port),
+                    key,
+                });
                 continue;
             }
             // A container has it; after a crash its owner may not be written yet.
@@ -194,6 +201,7 @@ impl Pools {
                 let pools = self.clone();
                 let id = id.clone();
                 set.spawn(async move {
+                    pools.remove_interface(&id).await;
                     let gone = match pools.neutron.ports().delete(&id).await {
                         Ok(_) => true,
                         Err(e) if e.is_not_found() => true,
