@@ -3,9 +3,10 @@
 //! once the network is known: RequestAddress takes a port from the pool (only this
 //! daemon hands out this host's pool ports), CreateEndpoint plugs it, Join answers from
 //! memory. A free port usually waits plugged in, so CreateEndpoint and DeleteEndpoint leave
-//! the host as it is. Neutron learns the endpoint (`device_id`, tags) in the
-//! background; until it has, the port's interface on this host is what tells a restarted
-//! daemon that the port is taken ([`crate::pool`]). Whatever this path cannot serve (a given address or MAC, a
+//! the host as it is. Neutron learns the endpoint (`device_id`, tags) in the background once
+//! the container has held the port for `owner_write_delay`; until it has, the port's
+//! interface on this host is what tells a restarted daemon that the port is taken
+//! ([`crate::pool`]). Whatever this path cannot serve (a given address or MAC, a
 //! second address family, an empty pool) goes the usual way, on the same ports.
 
 use std::net::IpAddr;

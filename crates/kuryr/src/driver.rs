@@ -47,6 +47,7 @@ pub fn pool_config(config: &Config) -> Option<PoolConfig> {
         batch: count(p.ports_pool_batch).max(1),
         update_frequency: p.ports_pool_update_frequency.max(Duration::from_secs(1)),
         populate_on_network_create: p.populate_on_network_create,
+        owner_write_delay: p.owner_write_delay,
         owner: String::new(),
     })
 }

@@ -230,6 +230,40 @@ async fn a_filled_pool_serves_a_container_without_neutron_requests_and_refills()
             "the same veth, kept plugged in"
         );
 
+        // A container gone within owner_write_delay (2 s) costs Neutron nothing: its port
+        // never leaves the pool's state there.
+        let revisions = |ports: Vec<Port>| -> Vec<(String, u64)> {
+            let mut v: Vec<_> = ports
+                .into_iter()
+                .map(|p| (p.id, p.revision_number))
+                .collect();
+            v.sort();
+            v
+        };
+        // (Once the agent has wired every free port: ACTIVE bumps a port's revision.)
+        let before = eventually("every free port ACTIVE", || async {
+            let now = free_pool_ports(&k, &network.id).await;
+            now.iter()
+                .all(|p| p.status == "ACTIVE")
+                .then(|| revisions(now))
+        })
+        .await;
+        let (free_before, _) = pool_counts(&k, &conf, &network.id);
+        let image = image();
+        k.docker_ok(&["run", "--rm", "--net", &net, &image, "true"])
+            .await;
+        eventually(
+            "the short-lived container's port back in the pool",
+            || async { (pool_counts(&k, &conf, &network.id) == (free_before, 1)).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            revisions(free_pool_ports(&k, &network.id).await),
+            before,
+            "no pool port changed in Neutron"
+        );
+
         k.remove_container(&warm).await;
         let mut all: HashSet<String> = pooled.clone();
         all.extend(

@@ -1,5 +1,5 @@
-//! Neutron writes that are off the container's path: telling Neutron which endpoint owns a
-//! port, recycling a released port, deleting one. Jobs of one port run in order (one worker
+//! Work that is off the container's path: marking a taken port's interface, telling
+//! Neutron which endpoint owns a port, recycling a released port, deleting one. Jobs of one port run in order (one worker
 //! per port, chosen by its id), jobs of different ports in parallel.
 
 use std::collections::hash_map::DefaultHasher;
@@ -20,6 +20,12 @@ const ATTEMPTS: u32 = 3;
 
 #[derive(Debug)]
 pub enum Job {
+    /// The interface of a port that waited plugged in, marked the endpoint's (what tells a
+    /// restarted daemon which endpoint has it until Neutron does).
+    Mark {
+        port_id: String,
+        endpoint_id: String,
+    },
     /// The endpoint's tags and `device_id` on its port (upstream's lookups find it so).
     Own {
         port_id: String,
@@ -44,7 +50,9 @@ pub enum Job {
 impl Job {
     fn port_id(&self) -> &str {
         match self {
-            Job::Own { port_id, .. } | Job::Delete { port_id } => port_id,
+            Job::Own { port_id, .. } | Job::Mark { port_id, .. } | Job::Delete { port_id } => {
+                port_id
+            }
             Job::Recycle { port, .. } | Job::Recover { port, .. } => &port.id,
         }
     }
@@ -73,6 +81,16 @@ impl Pools {
 
     async fn run(self: &Arc<Self>, job: Job) {
         match job {
+            Job::Mark {
+                port_id,
+                endpoint_id,
+            } => {
+                if self.held_by(&port_id, &endpoint_id) && self.is_plugged(&port_id) {
+                    if let Err(e) = self.mark_taken(&port_id, &endpoint_id).await {
+                        tracing::warn!(port = %port_id, "marking the interface of a taken pool port: {e}");
+                    }
+                }
+            }
             Job::Own {
                 port_id,
                 endpoint_id,
@@ -116,18 +134,8 @@ impl Pools {
             .map_err(|e| kuryr_openstack::Error::InvalidRequest(e.to_string()))?;
         // A container already gone (a burst left this job queued behind others): its port
         // never left the pool's state in Neutron, and recycling has nothing to reset.
-        let still_held = self
-            .state()
-            .held
-            .get(port_id)
-            .is_some_and(|h| h.endpoint.as_deref() == Some(endpoint_id));
-        if !still_held {
+        if !self.held_by(port_id, endpoint_id) {
             return Ok(());
-        }
-        if self.is_plugged(port_id) {
-            if let Err(e) = self.mark_taken(port_id, endpoint_id).await {
-                tracing::warn!(port = %port_id, "marking the interface of a taken pool port: {e}");
-            }
         }
         self.state().owned.insert(port_id.to_owned());
         for tag in id_tags(&endpoint) {
@@ -145,6 +153,14 @@ impl Pools {
         retry(|| api.update(port_id, &spec)).await?;
         retry(|| api.replace_tags(port_id, &tags)).await?;
         Ok(())
+    }
+
+    /// Whether the endpoint still holds the port.
+    fn held_by(&self, port_id: &str, endpoint_id: &str) -> bool {
+        self.state()
+            .held
+            .get(port_id)
+            .is_some_and(|h| h.endpoint.as_deref() == Some(endpoint_id))
     }
 
     /// Returns whether the port went back into its pool (or was deleted, the pool full).

@@ -1,15 +1,17 @@
-//! Pools of pre-created ports, so that a container start costs one Neutron request instead
-//! of a create, an update and tags.
+//! Pools of pre-created ports, so that a container start asks Neutron nothing instead of a
+//! create, an update and tags.
 //!
 //! A pool holds ports of one subnet, project and security-group set, bound to this host
 //! (`binding:host_id`, `device_owner = compute:kuryr`) and tagged as this host's pool ports
-//! ([`pool_tag`]), so that a restarted daemon finds them in Neutron alone ([`sync`]). Ports
+//! ([`pool_tag`]), so that a restarted daemon finds them in Neutron ([`sync`]). Ports
 //! are made in bulk ([`fill`]) off the container's path, handed out by
 //! [`Pools::take`], and recycled or deleted in the background once released ([`jobs`]).
 //!
 //! A free port of a plain Open vSwitch binding waits plugged in ([`interfaces`]): its veth
 //! pair exists and sits on the bridge, so the agent has wired it and Neutron shows it ACTIVE
-//! before a container takes it, and a container start or stop only relabels the host end.
+//! before a container takes it, and a container start or stop leaves it as it is (the host
+//! end is relabelled in the background). The owner is written to Neutron once a container
+//! has held a port for `owner_write_delay`.
 //!
 //! Every port the pools know is in exactly one place: free in a pool, held by a container,
 //! or in a background job; `known` holds them all, so a Neutron scan never adds a port twice
@@ -49,6 +51,9 @@ pub struct PoolConfig {
     pub update_frequency: Duration,
     /// `populate_on_network_create`: fill a network's pool when Docker creates it.
     pub populate_on_network_create: bool,
+    /// `owner_write_delay`: how long a container holds a port before Neutron is told (a
+    /// container gone sooner never costs a Neutron write; its interface tells meanwhile).
+    pub owner_write_delay: Duration,
     /// Which daemon of the host owns the pools: empty for the default plugin name, else
     /// the plugin name, so that two daemons on one host never take each other's ports.
     pub owner: String,
@@ -62,6 +67,7 @@ impl Default for PoolConfig {
             batch: 10,
             update_frequency: Duration::from_secs(20),
             populate_on_network_create: false,
+            owner_write_delay: Duration::from_secs(2),
             owner: String::new(),
         }
     }
@@ -348,10 +354,27 @@ impl Pools {
             held.endpoint = Some(endpoint_id.to_owned());
             held.port.tags.clone()
         };
-        self.enqueue(Job::Own {
+        let job = Job::Own {
             port_id: port_id.to_owned(),
             endpoint_id: endpoint_id.to_owned(),
             tags,
+        };
+        self.enqueue(Job::Mark {
+            port_id: port_id.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+        });
+        let delay = self.config.owner_write_delay;
+        if delay.is_zero() {
+            self.enqueue(job);
+            return;
+        }
+        // The job itself skips a container that is gone by then.
+        let pools = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(pools) = pools.upgrade() {
+                pools.enqueue(job);
+            }
         });
     }
 

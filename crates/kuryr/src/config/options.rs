@@ -70,7 +70,8 @@ pub struct BindingOptions {
 }
 
 /// `[vif_pool]`: pools of pre-created ports (upstream kuryr-kubernetes' option names where
-/// they exist; `enabled` and `populate_on_network_create` are kuryr's own).
+/// they exist; `enabled`, `populate_on_network_create` and `owner_write_delay` are kuryr's
+/// own).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VifPoolOptions {
     pub enabled: bool,
@@ -80,6 +81,8 @@ pub struct VifPoolOptions {
     pub ports_pool_batch: u32,
     pub ports_pool_update_frequency: Duration,
     pub populate_on_network_create: bool,
+    /// How long a container holds a pool port before its owner is written to Neutron.
+    pub owner_write_delay: Duration,
 }
 
 /// `[pool_manager]`: the daemon's local admin socket (`kuryr pool`, `kuryr stats`).
@@ -95,6 +98,9 @@ pub fn default_admin_socket(plugin_name: &str) -> PathBuf {
     PathBuf::from(format!("/run/kuryr/{plugin_name}_manage.sock"))
 }
 
+/// `[vif_pool] owner_write_delay` unless set.
+pub const DEFAULT_OWNER_WRITE_DELAY: Duration = Duration::from_secs(2);
+
 const VIF_POOL_KNOWN: &[&str] = &[
     "enabled",
     "ports_pool_min",
@@ -102,6 +108,7 @@ const VIF_POOL_KNOWN: &[&str] = &[
     "ports_pool_batch",
     "ports_pool_update_frequency",
     "populate_on_network_create",
+    "owner_write_delay",
 ];
 /// Upstream kuryr-kubernetes options that mean nothing for Docker.
 const VIF_POOL_ACCEPTED: &[&str] = &["vif_pool_mapping", "pools_vif_drivers"];
@@ -460,6 +467,9 @@ impl VifPoolOptions {
                 .opt_seconds("ports_pool_update_frequency")?
                 .unwrap_or(Duration::from_secs(20)),
             populate_on_network_create: s.bool("populate_on_network_create", false)?,
+            owner_write_delay: s
+                .opt_seconds("owner_write_delay")?
+                .unwrap_or(DEFAULT_OWNER_WRITE_DELAY),
         })
     }
 }
@@ -578,6 +588,32 @@ mod tests {
         let b = BindingOptions::read(&r).unwrap();
         assert_eq!(b.default_driver, "vlan");
         assert_eq!(b.link_iface, "ens3");
+    }
+
+    #[test]
+    fn vif_pool_defaults_and_values() {
+        let d = VifPoolOptions::read(&raw("")).unwrap();
+        assert!(!d.enabled);
+        assert_eq!(
+            (d.ports_pool_min, d.ports_pool_max, d.ports_pool_batch),
+            (5, 0, 10)
+        );
+        assert_eq!(d.ports_pool_update_frequency, Duration::from_secs(20));
+        assert_eq!(d.owner_write_delay, DEFAULT_OWNER_WRITE_DELAY);
+        let r = raw("[vif_pool]
+enabled = true
+owner_write_delay = 0.5
+ports_pool_max = 7
+");
+        let v = VifPoolOptions::read(&r).unwrap();
+        assert!(v.enabled);
+        assert_eq!(v.ports_pool_max, 7);
+        assert_eq!(v.owner_write_delay, Duration::from_millis(500));
+        let r = raw("[vif_pool]
+owner_write_delay = soon
+");
+        let err = VifPoolOptions::read(&r).unwrap_err().to_string();
+        assert!(err.contains("[vif_pool] owner_write_delay"), "{err}");
     }
 
     #[test]
