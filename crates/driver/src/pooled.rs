@@ -57,6 +57,8 @@ impl Driver {
                 return Ok(None);
             }
         }
+        // A take may start a refill, possibly before the pool loop's first round.
+        pools.set_tags_on_create(self.readiness.tags_on_port_create());
         let Some(port) = pools.take(&subnet) else {
             return Ok(None);
         };
