@@ -192,6 +192,10 @@ impl Pools {
             return Ok(self.put_free(key, port));
         }
         let api = self.neutron.ports();
+        // The endpoint's tags go first and the owner last, the reverse of taking it: a port
+        // that looks free in Neutron (pool name, no device_id) is free in every field.
+        let tags = self.free_tags();
+        retry(|| api.replace_tags(&port.id, &tags)).await?;
         let spec = PortSpec {
             name: Some(POOL_PORT_NAME.into()),
             device_id: Some(String::new()),
@@ -199,8 +203,6 @@ impl Pools {
             ..Default::default()
         };
         let updated = retry(|| api.update(&port.id, &spec)).await?;
-        let tags = self.free_tags();
-        retry(|| api.replace_tags(&port.id, &tags)).await?;
         let port = Port { tags, ..updated };
         self.ready_interface(&port).await;
         Ok(self.put_free(key, port))
