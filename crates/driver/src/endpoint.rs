@@ -96,7 +96,7 @@ impl Driver {
             return Err(e);
         }
         if let Some(pools) = self.pools() {
-            pools.release_to_slow_path(&port.id);
+            pools.release_to_slow_path(&port.id).await;
         }
         // An ipvlan link has the VM's MAC, which Docker must not replace by the port's.
         let ipvlan =
@@ -142,7 +142,7 @@ impl Driver {
         // recovered pool port may hold the address Docker was given).
         if let Some(pools) = self.pools() {
             for port in &ports {
-                pools.forget(&port.id);
+                pools.release_to_slow_path(&port.id).await;
             }
         }
         match ports.len() {
@@ -342,16 +342,6 @@ impl Driver {
             })
             .await
             .map_err(|e| DriverError::host(e.to_string()))?;
-        // A free pool port's mark goes: a container has this port now (see `pool`).
-        if let Ok(Some(link)) = binder.netlink.link(&names.host).await {
-            if link.alias.is_some() {
-                binder
-                    .netlink
-                    .set_alias(&names.host, "")
-                    .await
-                    .map_err(|e| DriverError::host(e.to_string()))?;
-            }
-        }
         binder
             .plug(&PlugRequest {
                 port_id: port.id.clone(),

@@ -79,7 +79,7 @@ pub struct DriverConfig {
 pub struct Driver {
     neutron: Neutron,
     config: DriverConfig,
-    readiness: Readiness,
+    readiness: std::sync::Arc<Readiness>,
     locks: locks::KeyedLocks,
     host: std::sync::Arc<host::Host>,
     plugging: plugging::ActiveWatcher,
@@ -96,10 +96,12 @@ impl Driver {
             config.ovsdb_socket.clone(),
             config.bindir.clone(),
         ));
+        let readiness = std::sync::Arc::new(Readiness::default());
         let pools = match (&config.pool, &config.port_mode) {
             (Some(pool), PortMode::Veth) => Some(pool::Pools::new(
                 neutron.clone(),
                 host.clone(),
+                readiness.clone(),
                 config.host_id.clone(),
                 pool.clone(),
             )),
@@ -110,7 +112,7 @@ impl Driver {
             cache: cache::Cache::default(),
             neutron,
             config,
-            readiness: Readiness::default(),
+            readiness,
             locks: locks::KeyedLocks::default(),
             host,
             plugging: plugging::ActiveWatcher::default(),

@@ -54,8 +54,6 @@ impl Driver {
             self.undo(undo).await;
         } else if let Some(pools) = self.pools() {
             if pools.config().populate_on_network_create {
-                // Before the pool loop's first round, too: tags in the bulk create.
-                pools.set_tags_on_create(self.readiness.tags_on_port_create());
                 pools.prefill(req.network_id.clone());
             }
         }

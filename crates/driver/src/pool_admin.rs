@@ -67,7 +67,6 @@ impl Driver {
     ) -> Result<Vec<Populated>> {
         let pools = self.pools_or_error()?;
         self.readiness.ready().await?;
-        pools.set_tags_on_create(self.readiness.tags_on_port_create());
         let network = self.resolve_network(network).await?;
         let subnets = self.subnets_of(&network.id).await?;
         let chosen: Vec<&Subnet> = match subnet {
@@ -123,7 +122,8 @@ impl Driver {
     }
 
     /// Keep the pools in step with Neutron, forever: recover at start, then every
-    /// `ports_pool_update_frequency` explain unknown pool ports and top pools up.
+    /// `ports_pool_update_frequency` drop free ports deleted in Neutron, explain unknown pool
+    /// ports and top pools up.
     pub async fn maintain_pools(&self) {
         let Some(pools) = self.pools.clone() else {
             return;
@@ -133,13 +133,14 @@ impl Driver {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
-            pools.set_tags_on_create(self.readiness.tags_on_port_create());
             if let Err(e) = pools.ensure_defaults().await {
                 tracing::warn!("port pools: {e}");
             }
             self.refresh_cache().await;
+            let free_before = pools.free_ids();
             match pools.neutron_ports().await {
                 Ok(ports) => {
+                    pools.drop_vanished(&free_before, &ports).await;
                     let view = self.host_view(&ports).await;
                     pools.reconcile(ports, &view.held, &view.settling, &view.endpoints);
                 }

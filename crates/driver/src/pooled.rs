@@ -57,8 +57,6 @@ impl Driver {
                 return Ok(None);
             }
         }
-        // A take may start a refill, possibly before the pool loop's first round.
-        pools.set_tags_on_create(self.readiness.tags_on_port_create());
         let Some(port) = pools.take(&subnet) else {
             return Ok(None);
         };
@@ -115,7 +113,7 @@ impl Driver {
             // The usual path takes over every port holding these addresses.
             for ip in &addresses {
                 if let Some(h) = pools.held_by_address(&network.id, *ip) {
-                    pools.release_to_slow_path(&h.port.id);
+                    pools.release_to_slow_path(&h.port.id).await;
                 }
             }
             return Ok(None);

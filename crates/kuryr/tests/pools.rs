@@ -366,6 +366,18 @@ async fn released_ports_are_recycled_up_to_the_maximum() {
         let again = port_of_container(&k, &c, &net).await;
         assert!(free.iter().any(|p| p.id == again.id), "a recycled port is reused");
         assert!(k.pings(&c, &again.fixed_ips[0].ip_address, Duration::from_secs(5)).await);
+
+        // A free port deleted in Neutron behind kuryr's back leaves the pool and the host.
+        let other = free.iter().find(|p| p.id != again.id).expect("a second free port");
+        assert!(host_link_exists(&host_end(&other.id)), "the free port waits plugged in");
+        k.neutron.ports().delete(&other.id).await.unwrap();
+        eventually("the deleted port's interface gone", || async {
+            (!host_link_exists(&host_end(&other.id))).then_some(())
+        })
+        .await;
+        assert_eq!(pool_counts(&k, &conf, &network.id), (0, 1));
+        let ovs = vsctl(&["--columns=external_ids", "list", "Interface"]);
+        assert!(!ovs.contains(other.id.as_str()), "OVS interface of {} left", other.id);
     })
     .await;
 }

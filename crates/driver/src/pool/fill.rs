@@ -199,7 +199,7 @@ impl Pools {
         let _permit = self.bulk.acquire().await;
         let _creating = Creating::new(&self.creating);
         let tags = self.free_tags();
-        let inline = self.tags_on_create.load(Ordering::Relaxed);
+        let inline = self.readiness.tags_on_port_create();
         let spec = PortSpec {
             name: Some(POOL_PORT_NAME.into()),
             network_id: Some(key.network_id.clone()),

@@ -237,6 +237,16 @@ impl Pools {
             .map_err(|e| e.to_string())
     }
 
+    /// A port the pools no longer track: no mark on its interface.
+    pub(super) async fn unmark(&self, port_id: &str) -> Result<(), String> {
+        let binder = self.host_side.binder().await.map_err(|e| e.to_string())?;
+        binder
+            .netlink
+            .set_alias(&veth_names(port_id).host, "")
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// The network's MTU (read once per network).
     async fn network_mtu(&self, network_id: &str) -> Result<u32, String> {
         if let Some(mtu) = self.state().mtu.get(network_id) {

@@ -33,6 +33,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use crate::host::Host;
 use crate::mapping::DEVICE_OWNER;
+use crate::readiness::Readiness;
 
 pub use fill::pool_subnets;
 pub use interfaces::{HostMark, FREE_ALIAS};
@@ -196,8 +197,8 @@ pub struct Pools {
     defaults: OnceCell<Defaults>,
     bulk: Semaphore,
     workers: OnceLock<Vec<tokio::sync::mpsc::UnboundedSender<Job>>>,
-    /// Whether Neutron takes tags in a (bulk) create; set once Neutron is probed.
-    tags_on_create: std::sync::atomic::AtomicBool,
+    /// The daemon's view of Neutron: whether it takes tags in a (bulk) create.
+    readiness: Arc<Readiness>,
     /// Fills and populates under way: their new ports are in Neutron before the daemon
     /// knows them, so a scan meanwhile must not take them for recovered ones.
     creating: std::sync::atomic::AtomicUsize,
@@ -213,6 +214,7 @@ impl Pools {
     pub(crate) fn new(
         neutron: Neutron,
         host_side: Arc<Host>,
+        readiness: Arc<Readiness>,
         host: String,
         config: PoolConfig,
     ) -> Arc<Pools> {
@@ -225,7 +227,7 @@ impl Pools {
             defaults: OnceCell::new(),
             bulk: Semaphore::new(CONCURRENT_BULK_CREATES),
             workers: OnceLock::new(),
-            tags_on_create: std::sync::atomic::AtomicBool::new(false),
+            readiness,
             creating: std::sync::atomic::AtomicUsize::new(0),
         })
     }
@@ -240,11 +242,6 @@ impl Pools {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn set_tags_on_create(&self, yes: bool) {
-        self.tags_on_create
-            .store(yes, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn tag(&self) -> String {
@@ -314,15 +311,16 @@ impl Pools {
     }
 
     /// Stop tracking a port: it is gone, or the usual path took it over.
-    pub fn forget(&self, port_id: &str) {
+    /// Returns whether the port's interface waited plugged in.
+    pub fn forget(&self, port_id: &str) -> bool {
         let mut st = self.state();
         st.held.remove(port_id);
         st.known.remove(port_id);
-        st.plugged.remove(port_id);
         st.owned.remove(port_id);
         for free in st.free.values_mut() {
             free.retain(|p| p.id != port_id);
         }
+        st.plugged.remove(port_id)
     }
 
     /// The held port with `ip` on `network_id`.
@@ -423,9 +421,14 @@ impl Pools {
     }
 
     /// A port the slow path took over (dual stack, a retried CreateEndpoint): the pools no
-    /// longer track it, and releasing it follows the usual rules.
-    pub fn release_to_slow_path(&self, port_id: &str) {
-        self.forget(port_id);
+    /// longer track it, and releasing it follows the usual rules. An interface that waited
+    /// plugged in loses its pool mark: a restarted daemon must not take it for a free port.
+    pub async fn release_to_slow_path(&self, port_id: &str) {
+        if self.forget(port_id) {
+            if let Err(e) = self.unmark(port_id).await {
+                tracing::warn!(port = %port_id, "clearing the pool mark of a port's interface: {e}");
+            }
+        }
     }
 
     /// ReleaseAddress of a held port: back into its pool (or deleted when the pool is full),

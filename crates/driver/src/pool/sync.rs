@@ -26,6 +26,41 @@ impl Pools {
             .await
     }
 
+    /// The free ports, before a listing: those the listing misses were deleted from under
+    /// the daemon (see [`Pools::drop_vanished`]).
+    pub fn free_ids(&self) -> HashSet<String> {
+        self.state()
+            .free
+            .values()
+            .flat_map(|ports| ports.iter().map(|p| p.id.clone()))
+            .collect()
+    }
+
+    /// Free ports that were free before `listed` was read and are not in it: someone deleted
+    /// them in Neutron. They leave the pool, and their interface leaves the host.
+    pub async fn drop_vanished(&self, free_before: &HashSet<String>, listed: &[Port]) {
+        let listed: HashSet<&str> = listed.iter().map(|p| p.id.as_str()).collect();
+        let gone: Vec<String> = {
+            let mut st = self.state();
+            let mut gone = Vec::new();
+            for ports in st.free.values_mut() {
+                ports.retain(|p| {
+                    let vanished = free_before.contains(&p.id) && !listed.contains(p.id.as_str());
+                    if vanished {
+                        gone.push(p.id.clone());
+                    }
+                    !vanished
+                });
+            }
+            gone
+        };
+        for id in gone {
+            tracing::info!(port = %id, "a free pool port was deleted in Neutron; removing its interface");
+            self.remove_interface(&id).await;
+            self.forget(&id);
+        }
+    }
+
     /// Whether the daemon tracks this port (free, held, or in a job).
     pub fn is_known(&self, port_id: &str) -> bool {
         self.state().known.contains(port_id)
