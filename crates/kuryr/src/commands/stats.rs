@@ -34,13 +34,21 @@ async fn stats(load: &LoadOptions, args: &StatsArgs) -> Result<(), String> {
 
 fn print_table(report: &Value) {
     println!(
-        "{:<44} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10}",
-        "call", "count", "neutron", "total p50", "total p99", "own p50", "own p99"
+        "{:<44} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>14} {:>16}",
+        "call",
+        "count",
+        "neutron",
+        "total p50",
+        "total p99",
+        "own p50",
+        "own p99",
+        "cpu wait p99",
+        "own-wait p99"
     );
     let us = |v: &Value, k: &str, p: &str| v[k][p].as_u64().unwrap_or(0);
     for c in report["calls"].as_array().into_iter().flatten() {
         println!(
-            "{:<44} {:>7} {:>8} {:>8}us {:>8}us {:>8}us {:>8}us",
+            "{:<44} {:>7} {:>8} {:>8}us {:>8}us {:>8}us {:>8}us {:>12}us {:>14}us",
             c["call"].as_str().unwrap_or("?"),
             c["count"].as_u64().unwrap_or(0),
             c["neutron_requests"].as_u64().unwrap_or(0),
@@ -48,6 +56,8 @@ fn print_table(report: &Value) {
             us(c, "total_us", "p99"),
             us(c, "own_us", "p50"),
             us(c, "own_us", "p99"),
+            us(c, "cpu_wait_us", "p99"),
+            us(c, "own_less_cpu_wait_us", "p99"),
         );
     }
     println!(

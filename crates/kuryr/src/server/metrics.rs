@@ -1,7 +1,8 @@
 //! Per-call timings and Neutron requests, for `kuryr stats` and the benchmark: how long each
 //! plugin call took, how much of it was kuryr's own work (the call's time minus the time it
-//! waited for Keystone and Neutron), and how many Neutron requests were on Docker's path
-//! versus in the background.
+//! waited for Keystone and Neutron), how much of that own time its thread waited for a CPU
+//! (see [`super::cpu_wait`]), and how many Neutron requests were on Docker's path versus in
+//! the background.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,8 @@ struct Samples {
     neutron_requests: u64,
     total_us: VecDeque<u64>,
     own_us: VecDeque<u64>,
+    cpu_wait_us: VecDeque<u64>,
+    own_less_cpu_wait_us: VecDeque<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +49,11 @@ pub struct CallStats {
     pub neutron_requests: u64,
     pub total_us: Percentiles,
     pub own_us: Percentiles,
+    /// Of the own time, how long the call's thread was ready to run but had no CPU (0 where
+    /// the kernel cannot say, or the call moved between threads).
+    pub cpu_wait_us: Percentiles,
+    /// The own time without that wait: what kuryr itself took.
+    pub own_less_cpu_wait_us: Percentiles,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,10 +72,19 @@ pub struct StatsReport {
 }
 
 impl Metrics {
-    /// One call: its duration and what it sent (`tally`).
-    pub fn record(&self, call: &'static str, took: Duration, tally: &Tally, ok: bool) {
+    /// One call: its duration, what it sent (`tally`), and how long its thread waited for a
+    /// CPU meanwhile (when known).
+    pub fn record(
+        &self,
+        call: &'static str,
+        took: Duration,
+        tally: &Tally,
+        cpu_wait: Option<Duration>,
+        ok: bool,
+    ) {
         let total = micros(took);
         let own = total.saturating_sub(micros(tally.waited()));
+        let cpu_wait = cpu_wait.map_or(0, micros).min(own);
         self.on_path
             .fetch_add(tally.neutron_requests(), Ordering::Relaxed);
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
@@ -79,6 +96,8 @@ impl Metrics {
         s.neutron_requests += tally.neutron_requests();
         push(&mut s.total_us, total);
         push(&mut s.own_us, own);
+        push(&mut s.cpu_wait_us, cpu_wait);
+        push(&mut s.own_less_cpu_wait_us, own - cpu_wait);
     }
 
     pub fn reset(&self) {
@@ -103,6 +122,8 @@ impl Metrics {
                     neutron_requests: s.neutron_requests,
                     total_us: percentiles(&s.total_us),
                     own_us: percentiles(&s.own_us),
+                    cpu_wait_us: percentiles(&s.cpu_wait_us),
+                    own_less_cpu_wait_us: percentiles(&s.own_less_cpu_wait_us),
                 })
                 .collect(),
             neutron_requests: NeutronRequests {
@@ -177,9 +198,19 @@ mod tests {
     fn own_time_excludes_waiting() {
         let m = Metrics::default();
         let tally = Tally::default();
-        m.record("X", Duration::from_millis(5), &tally, true);
+        m.record("X", Duration::from_millis(5), &tally, None, true);
+        m.record(
+            "X",
+            Duration::from_millis(5),
+            &tally,
+            Some(Duration::from_millis(4)),
+            true,
+        );
         let r = m.report();
         assert_eq!(r.calls[0].own_us.p50, 5000);
+        assert_eq!(r.calls[0].cpu_wait_us.max, 4000);
+        assert_eq!(r.calls[0].own_less_cpu_wait_us.p50, 1000);
+        assert_eq!(r.calls[0].own_less_cpu_wait_us.max, 5000);
         assert!(r.rss_kib > 0);
     }
 }

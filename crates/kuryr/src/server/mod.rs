@@ -2,6 +2,7 @@
 //! `kuryr-libnetwork`, answered by the driver, and every failure is a non-2xx status with
 //! `{"Err": "..."}` (the IPAM side of Docker ignores `Err` in a 200).
 
+pub mod cpu_wait;
 pub mod listen;
 pub mod metrics;
 
@@ -61,10 +62,15 @@ async fn handle(State(plugin): State<Plugin>, request: Request) -> Response {
     };
     let name = kuryr_driver::call_name(&call);
     let tally = Arc::new(Tally::default());
+    let cpu = cpu_wait::mark();
     let answer = accounting::scoped(tally.clone(), plugin.driver.handle(call)).await;
-    plugin
-        .metrics
-        .record(name, started.elapsed(), &tally, answer.is_ok());
+    plugin.metrics.record(
+        name,
+        started.elapsed(),
+        &tally,
+        cpu_wait::since(cpu),
+        answer.is_ok(),
+    );
     match answer {
         Ok(value) => {
             tracing::debug!(call = name, elapsed = ?started.elapsed(), "ok");
