@@ -95,9 +95,6 @@ impl Driver {
             self.unbind_after_failure(req, &port, created).await;
             return Err(e);
         }
-        if let Some(pools) = self.pools() {
-            pools.release_to_slow_path(&port.id).await;
-        }
         // An ipvlan link has the VM's MAC, which Docker must not replace by the port's.
         let ipvlan =
             matches!(&self.config.port_mode, PortMode::Nested(n) if n.kind == NestedKind::Ipvlan);
@@ -125,6 +122,9 @@ impl Driver {
     ) -> Result<(Port, bool)> {
         // A retried call finds its port already tagged.
         if let Some(port) = self.port_of(&req.endpoint_id).await? {
+            if let Some(pools) = self.pools() {
+                pools.release_to_slow_path(&port.id).await;
+            }
             return Ok((port, false));
         }
         let mut ports: Vec<Port> = Vec::new();

@@ -3,7 +3,6 @@
 //! run and not get a CPU for milliseconds (Docker, containerd and runc start the container at
 //! that very moment); `kuryr stats` reports that wait apart from the call's own time.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::thread::ThreadId;
@@ -11,8 +10,7 @@ use std::time::Duration;
 
 thread_local! {
     /// Opened once per thread: `thread-self` resolves to the thread that opens it.
-    static SCHEDSTAT: RefCell<Option<File>> =
-        RefCell::new(File::open("/proc/thread-self/schedstat").ok());
+    static SCHEDSTAT: Option<File> = File::open("/proc/thread-self/schedstat").ok();
 }
 
 /// A thread's run delay at one moment.
@@ -44,7 +42,6 @@ pub fn since(mark: Option<Mark>) -> Option<Duration> {
 
 fn run_delay_ns() -> Option<u64> {
     SCHEDSTAT.with(|file| {
-        let file = file.borrow();
         let mut buf = [0u8; 96];
         let n = file.as_ref()?.read_at(&mut buf, 0).ok()?;
         std::str::from_utf8(&buf[..n])
