@@ -27,6 +27,7 @@ use crate::mapping::{
     self, DEVICE_OWNER, EXISTING_POOL_TAG, EXISTING_PORT_TAG, SUBNET_NAME_PREFIX, UNBOUND_PORT_NAME,
 };
 use crate::options::{Family, NeutronOptions};
+use crate::teardown::Teardown;
 use crate::Driver;
 
 impl Driver {
@@ -643,34 +644,52 @@ impl Driver {
         let Some(subnet) = self.subnet_of_pool(&pool).await? else {
             return Ok(Empty {});
         };
-        let ports = self
+        let ports: Vec<Port> = self
             .ports_holding(&subnet.network_id, &subnet.id, &ip.to_string())
-            .await?;
-        for port in ports {
-            if port.tags.iter().any(|t| t == EXISTING_PORT_TAG) {
-                self.release_subport(&port).await?;
-                self.reset_existing_port(&port).await?;
-            } else if port.tags.iter().any(|t| t == DEVICE_OWNER)
-                || (!port.device_id.is_empty() && port.name == format!("{}-port", port.device_id))
-            {
-                self.release_subport(&port).await?;
-                if let Some(pools) = self.pools() {
-                    if pools.recycle(port.clone()) {
-                        continue;
-                    }
-                }
-                match self.neutron.ports().delete(&port.id).await {
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Err(DriverError::neutron(
-                            format!("deleting port {}", port.id),
-                            &e,
-                        ))
-                    }
-                }
+            .await?
+            .into_iter()
+            .filter(is_released_by_ipam)
+            .collect();
+        if ports.is_empty() {
+            return Ok(Empty {});
+        }
+        let teardown = Teardown::ReleaseAddress {
+            address: ip.to_string(),
+            ports: ports.iter().map(|p| p.id.clone()).collect(),
+        };
+        self.finishing(teardown, async {
+            for port in &ports {
+                self.release_port(port).await?;
+            }
+            Ok(Empty {})
+        })
+        .await
+    }
+
+    /// What ReleaseAddress does to a port that held the address: an adopted one is given
+    /// back, one kuryr made goes back to its pool or is deleted.
+    pub(crate) async fn release_port(&self, port: &Port) -> Result<()> {
+        if port.tags.iter().any(|t| t == EXISTING_PORT_TAG) {
+            self.release_subport(port).await?;
+            return self.reset_existing_port(port).await;
+        }
+        if !is_released_by_ipam(port) {
+            return Ok(());
+        }
+        self.release_subport(port).await?;
+        if let Some(pools) = self.pools() {
+            if pools.recycle(port.clone()) {
+                return Ok(());
             }
         }
-        Ok(Empty {})
+        match self.neutron.ports().delete(&port.id).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(DriverError::neutron(
+                format!("deleting port {}", port.id),
+                &e,
+            )),
+        }
     }
 
     /// Give an adopted port back as it was: unbound, no owner, none of kuryr's tags.
@@ -700,6 +719,15 @@ impl Driver {
             .await
             .map_err(neutron_err(format_args!("untagging port {}", port.id)))
     }
+}
+
+/// Ports ReleaseAddress acts on: adopted ones, those IPAM made, and those CreateEndpoint
+/// made when IPAM had made none (named after their endpoint).
+fn is_released_by_ipam(port: &Port) -> bool {
+    port.tags
+        .iter()
+        .any(|t| t == EXISTING_PORT_TAG || t == DEVICE_OWNER)
+        || (!port.device_id.is_empty() && port.name == format!("{}-port", port.device_id))
 }
 
 /// RequestPool's answer; `Data` carries the gateway so that Docker needs no `--gateway`.

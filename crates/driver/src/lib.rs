@@ -26,6 +26,7 @@ pub mod pool;
 pub mod pool_admin;
 mod pooled;
 mod readiness;
+pub mod teardown;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +42,7 @@ use serde_json::Value;
 pub use error::{DriverError, Result};
 pub use nested::{Nested, NestedKind, PortMode};
 pub use readiness::Readiness;
+pub use teardown::Teardown;
 
 /// What the driver needs from kuryr.conf and the host.
 #[derive(Debug, Clone)]
@@ -73,6 +75,9 @@ pub struct DriverConfig {
     pub port_mode: PortMode,
     /// `[vif_pool]`, when enabled (bare metal only).
     pub pool: Option<pool::PoolConfig>,
+    /// Where unfinished teardowns are recorded ([`teardown`]); None: nowhere, so a failed
+    /// teardown is not tried again.
+    pub teardown_dir: Option<PathBuf>,
 }
 
 /// The driver: one per daemon, shared by all connections.
@@ -88,6 +93,7 @@ pub struct Driver {
     pools: Option<std::sync::Arc<pool::Pools>>,
     /// The pooled path's memory of Neutron lookups.
     cache: cache::Cache,
+    journal: Option<teardown::Journal>,
 }
 
 impl Driver {
@@ -107,7 +113,15 @@ impl Driver {
             )),
             _ => None,
         };
+        let journal = config.teardown_dir.as_deref().and_then(|dir| {
+            teardown::Journal::open(dir)
+                .map_err(|e| {
+                    tracing::error!(dir = %dir.display(), "cannot use the folder of unfinished teardowns, so failed teardowns will not be tried again: {e}");
+                })
+                .ok()
+        });
         Driver {
+            journal,
             pools,
             cache: cache::Cache::default(),
             neutron,
@@ -185,13 +199,30 @@ impl Driver {
             Call::RequestAddress(req) => json(self.request_address(&req).await?),
             Call::ReleaseAddress(req) => json(self.release_address(&req).await?),
             Call::CreateNetwork(req) => json(self.create_network(&req).await?),
-            Call::DeleteNetwork(req) => json(self.delete_network(&req).await?),
+            Call::DeleteNetwork(req) => {
+                let teardown = Teardown::DeleteNetwork {
+                    network_id: req.network_id.as_str().to_owned(),
+                };
+                json(self.finishing(teardown, self.delete_network(&req)).await?)
+            }
             Call::CreateEndpoint(req) => json(self.create_endpoint(&req).await?),
             Call::EndpointOperInfo(req) => json(self.endpoint_oper_info(&req).await?),
-            Call::DeleteEndpoint(req) => json(self.delete_endpoint(&req).await?),
+            Call::DeleteEndpoint(req) => {
+                let teardown = Teardown::DeleteEndpoint {
+                    network_id: req.network_id.as_str().to_owned(),
+                    endpoint_id: req.endpoint_id.as_str().to_owned(),
+                };
+                json(self.finishing(teardown, self.delete_endpoint(&req)).await?)
+            }
             Call::Join(req) => json(self.join(&req).await?),
             Call::ProgramExternalConnectivity(req) => json(self.program_external(&req).await?),
-            Call::RevokeExternalConnectivity(req) => json(self.revoke_external(&req).await?),
+            Call::RevokeExternalConnectivity(req) => {
+                let teardown = Teardown::RevokeExternalConnectivity {
+                    network_id: req.network_id.as_str().to_owned(),
+                    endpoint_id: req.endpoint_id.as_str().to_owned(),
+                };
+                json(self.finishing(teardown, self.revoke_external(&req)).await?)
+            }
             other => Err(DriverError::host(format!(
                 "{} has no handler; this is a bug in kuryr",
                 call_name(&other)

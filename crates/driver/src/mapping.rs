@@ -29,6 +29,13 @@ pub fn id_tags(id: &DockerId) -> [String; 2] {
     [format!("{LOWER_HALF}{low}"), format!("{UPPER_HALF}{high}")]
 }
 
+/// The Docker id that a resource's two id tags carry (on a port: its endpoint's).
+pub fn id_of_tags(tags: &[String]) -> Option<String> {
+    let low = tags.iter().find_map(|t| t.strip_prefix(LOWER_HALF))?;
+    let high = tags.iter().find_map(|t| t.strip_prefix(UPPER_HALF))?;
+    Some(format!("{low}{high}"))
+}
+
 /// Tag that marks an existing Neutron network as used by this Docker network (one per
 /// Docker network, so that two of them can share one Neutron network).
 pub fn existing_network_tag(id: &DockerId) -> String {

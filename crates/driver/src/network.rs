@@ -11,13 +11,16 @@ use kuryr_libnetwork::network::{CreateNetworkRequest, IpamData, NetworkRequest};
 use kuryr_libnetwork::plugin::Empty;
 use kuryr_libnetwork::DockerId;
 use kuryr_openstack::neutron::{
-    AllocationPool, Filters, Network, NetworkSpec, Subnet, SubnetPool, SubnetSpec,
+    AllocationPool, Filters, Network, NetworkSpec, Port, Subnet, SubnetPool, SubnetSpec,
 };
 
 use crate::error::{neutron_err, DriverError, Result};
 use crate::ipam::check_shared;
 use crate::lookup::same_cidr;
-use crate::mapping::{self, existing_network_tag, id_tags, DEVICE_OWNER, SUBNET_NAME_PREFIX};
+use crate::mapping::{
+    self, existing_network_tag, id_tags, DEVICE_OWNER, EXISTING_PORT_TAG, SUBNET_NAME_PREFIX,
+};
+use crate::nested::PortMode;
 use crate::options::{Family, Named, NeutronOptions};
 use crate::Driver;
 
@@ -447,35 +450,57 @@ impl Driver {
         Ok(Empty {})
     }
 
-    /// Ports IPAM made that no endpoint adopted and Docker never released (a crash between
-    /// calls); Docker deletes a network only once it has no endpoints.
+    /// What kuryr left on a network it created: Docker deletes a network only once it has
+    /// no endpoints, so every kuryr port of this host still there is stale (a DeleteEndpoint
+    /// or ReleaseAddress that failed, or a crash between calls). Each goes with its host side;
+    /// a port the user made and a container adopted is given back instead. Ports of other
+    /// hosts are left alone, as are Neutron's own (DHCP, router interfaces).
     async fn delete_leftover_ports(&self, network: &Network) -> Result<()> {
         let ports = self
             .neutron
             .ports()
-            .list(
-                &Filters::new()
-                    .eq("network_id", network.id.as_str())
-                    .tags([DEVICE_OWNER]),
-            )
+            .list(&Filters::new().eq("network_id", network.id.as_str()))
             .await
             .map_err(neutron_err(format_args!(
-                "listing kuryr ports of network {}",
+                "listing the ports of network {}",
                 network.id
             )))?;
-        for port in ports
-            .iter()
-            .filter(|p| !p.tags.iter().any(|t| t.starts_with("kuryr.net.uuid.")))
-        {
+        // In a VM, Neutron binds the containers' ports (subports) to the hypervisor.
+        let nested = matches!(self.config.port_mode, PortMode::Nested(_));
+        let this_host = |p: &Port| {
+            nested || p.binding_host_id.is_empty() || p.binding_host_id == self.config.host_id
+        };
+        for port in ports.iter().filter(|p| this_host(p)) {
+            let adopted = port.tags.iter().any(|t| t == EXISTING_PORT_TAG);
+            let ours = port.tags.iter().any(|t| t == DEVICE_OWNER)
+                || port.device_owner == DEVICE_OWNER
+                || (!port.device_id.is_empty() && port.name == format!("{}-port", port.device_id));
+            if !adopted && !ours {
+                continue;
+            }
+            if let Some(endpoint) = mapping::id_of_tags(&port.tags) {
+                tracing::info!(port = %port.id, %endpoint, "removing an endpoint Docker no longer has");
+                match &self.config.port_mode {
+                    PortMode::Veth => self.unplug(&endpoint, port).await?,
+                    PortMode::Nested(nested) => self.unplug_nested(nested, port).await?,
+                }
+            }
+            if adopted {
+                self.release_port(port).await?;
+                continue;
+            }
             tracing::info!(port = %port.id, "deleting a kuryr port nobody released");
-            self.neutron
-                .ports()
-                .delete(&port.id)
-                .await
-                .map_err(neutron_err(format_args!(
-                    "deleting leftover port {}",
-                    port.id
-                )))?;
+            self.release_subport(port).await?;
+            match self.neutron.ports().delete(&port.id).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    return Err(DriverError::neutron(
+                        format!("deleting leftover port {}", port.id),
+                        &e,
+                    ))
+                }
+            }
         }
         Ok(())
     }

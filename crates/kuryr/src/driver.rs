@@ -34,6 +34,8 @@ pub fn driver_config(config: &Config, host_id: String) -> Result<DriverConfig, S
             &config.binding.link_iface,
         )?,
         pool: pool_config(config),
+        // `kuryr serve` sets it, under its plugin name.
+        teardown_dir: None,
     })
 }
 

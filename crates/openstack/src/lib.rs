@@ -30,4 +30,4 @@ mod transport;
 
 pub use error::{ApiError, Error, Result, Service};
 pub use session::{AuthMethod, Session};
-pub use transport::{HttpOptions, TlsOptions};
+pub use transport::{HttpOptions, TlsOptions, RETRIABLE_STATUSES};

@@ -7,8 +7,9 @@
 //!    refresh fails they all get its error at once, and a token that is still valid keeps
 //!    being used);
 //! 2. resolve the service endpoint from the token's catalog (or the override);
-//! 3. send; an idempotent request is sent again with backoff on a connection error or a
-//!    503, as long as the retry starts within the request timeout;
+//! 3. send; a request that found no connection is sent again with backoff, and so is an
+//!    idempotent one whose answer was lost, timed out or was a 500, 502, 503 or 504, as
+//!    long as the retry starts within the retry timeout;
 //! 4. on a 401, drop the token, authenticate once more and resend once;
 //! 5. turn an error status into [`Error::Api`] with the service's error type and message.
 
@@ -24,7 +25,7 @@ use url::Url;
 
 use crate::auth::{find_endpoint, EndpointFilter, KeystoneAuth, Token};
 use crate::error::{api_error, parse_error_body, Error, Result, Service};
-use crate::transport::{backoff, build_client, is_idempotent, HttpOptions};
+use crate::transport::{backoff, build_client, is_idempotent, may_retry, HttpOptions, Outcome};
 
 /// How the session authenticates.
 #[derive(Debug, Clone)]
@@ -424,15 +425,16 @@ impl Session {
         }
     }
 
-    /// Send one request; a `retryable` one is sent again on connection errors and 503, with
-    /// exponential backoff (or the service's `Retry-After`), while the retry can still start
-    /// within the request timeout.
+    /// Send one request, and again after a failure that a later attempt may not meet
+    /// ([`may_retry`]): with exponential backoff (or the service's `Retry-After`), while the
+    /// retry can start within the retry timeout. `idempotent` says whether sending it twice
+    /// does no harm.
     async fn send_with_retries(
         &self,
         service: Service,
         method: Method,
         url: Url,
-        retryable: bool,
+        idempotent: bool,
         build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
         let opts = &self.inner.options;
@@ -445,17 +447,26 @@ impl Session {
                 .await;
             crate::accounting::record(service, sent.elapsed());
             let mut delay = backoff(opts.retry_delay, attempt);
-            if let Ok(resp) = &result {
-                if let Some(after) = retry_after(resp.headers()) {
-                    delay = after;
+            let outcome = match &result {
+                Ok(resp) => {
+                    if let Some(after) = retry_after(resp.headers()) {
+                        delay = after;
+                    }
+                    if opts.retriable_statuses.contains(&resp.status().as_u16()) {
+                        Outcome::RetriableStatus
+                    } else {
+                        Outcome::Answered
+                    }
                 }
-            }
-            let may_retry = retryable
-                && attempt < opts.retries
-                && started.elapsed() + delay < opts.request_timeout;
+                // reqwest marks a connect timeout as both: it is a connection failure.
+                Err(err) if err.is_connect() => Outcome::NotConnected,
+                Err(_) => Outcome::AnswerLost,
+            };
+            let retry = may_retry(opts, idempotent, outcome, attempt)
+                && started.elapsed() + delay < opts.retry_timeout;
             match result {
-                Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE && may_retry => {
-                    tracing::warn!(%service, %method, path = url.path(), attempt, "503, retrying in {delay:?}");
+                Ok(resp) if retry => {
+                    tracing::warn!(%service, %method, path = url.path(), attempt, status = resp.status().as_u16(), "retrying in {delay:?}");
                 }
                 Ok(resp) => {
                     tracing::debug!(
@@ -464,9 +475,8 @@ impl Session {
                     );
                     return Ok(resp);
                 }
-                // reqwest marks a connect timeout as both: it is a connection failure.
-                Err(err) if err.is_connect() && may_retry => {
-                    tracing::warn!(%service, %method, path = url.path(), attempt, "cannot connect, retrying in {delay:?}: {err}");
+                Err(err) if retry => {
+                    tracing::warn!(%service, %method, path = url.path(), attempt, "{}, retrying in {delay:?}", crate::error::chain(&err));
                 }
                 Err(err) if err.is_timeout() => {
                     let timeout = if err.is_connect() {

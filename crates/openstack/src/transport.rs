@@ -24,12 +24,20 @@ pub struct TlsOptions {
 pub struct HttpOptions {
     /// Time to establish a connection.
     pub connect_timeout: Duration,
-    /// Time for a whole request, and the budget for its retries.
+    /// Time for one attempt of a request, answer included.
     pub request_timeout: Duration,
-    /// Extra attempts for idempotent requests on connection errors and 503.
+    /// Extra attempts after a connection could not be made (nothing was sent, so any
+    /// method), or after an idempotent request's connection broke or timed out.
     pub retries: u32,
+    /// Extra attempts of an idempotent request answered with one of `retriable_statuses`.
+    pub status_retries: u32,
+    /// The statuses worth sending an idempotent request again for.
+    pub retriable_statuses: Vec<u16>,
     /// First backoff delay; doubled on each retry.
     pub retry_delay: Duration,
+    /// No retry starts later than this after the first attempt, so a request takes at most
+    /// about `retry_timeout + request_timeout`.
+    pub retry_timeout: Duration,
     pub tls: TlsOptions,
     pub user_agent: String,
 }
@@ -40,12 +48,20 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             retries: 3,
+            status_retries: 3,
+            retriable_statuses: RETRIABLE_STATUSES.to_vec(),
             retry_delay: Duration::from_millis(250),
+            retry_timeout: Duration::from_secs(15),
             tls: TlsOptions::default(),
             user_agent: concat!("kuryr/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
 }
+
+/// The statuses of a failure that a later attempt may not meet: an internal error (often a
+/// database deadlock or a lost connection of the API worker), a bad gateway, an overloaded or
+/// restarting service, a proxy's timeout.
+pub const RETRIABLE_STATUSES: &[u16] = &[500, 502, 503, 504];
 
 /// A plain-text cause for an [`Error::Tls`].
 fn reason(text: &str) -> Arc<dyn std::error::Error + Send + Sync> {
@@ -135,6 +151,34 @@ pub(crate) fn is_idempotent(method: &reqwest::Method) -> bool {
     .contains(method)
 }
 
+/// What the failed attempt allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// A status the caller gets as it is.
+    Answered,
+    /// A retriable status.
+    RetriableStatus,
+    /// No connection: nothing was sent.
+    NotConnected,
+    /// Sent, but no (whole) answer: the service may have acted.
+    AnswerLost,
+}
+
+/// Whether attempt `attempt` (0-based) with this outcome is sent again.
+pub(crate) fn may_retry(
+    opts: &HttpOptions,
+    idempotent: bool,
+    outcome: Outcome,
+    attempt: u32,
+) -> bool {
+    match outcome {
+        Outcome::Answered => false,
+        Outcome::RetriableStatus => idempotent && attempt < opts.status_retries,
+        Outcome::NotConnected => attempt < opts.retries,
+        Outcome::AnswerLost => idempotent && attempt < opts.retries,
+    }
+}
+
 /// Delay before retry number `attempt` (0-based): `base * 2^attempt`, capped at 8 s.
 pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
     base.saturating_mul(1u32 << attempt.min(5))
@@ -152,6 +196,21 @@ mod tests {
         assert_eq!(backoff(base, 1), Duration::from_millis(500));
         assert_eq!(backoff(base, 3), Duration::from_secs(2));
         assert_eq!(backoff(base, 30), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn retries_depend_on_what_was_sent() {
+        let opts = HttpOptions::default();
+        // Nothing was sent: a POST may go again.
+        assert!(may_retry(&opts, false, Outcome::NotConnected, 0));
+        // Sent and the answer lost, or a 5xx: only an idempotent request goes again.
+        assert!(!may_retry(&opts, false, Outcome::AnswerLost, 0));
+        assert!(!may_retry(&opts, false, Outcome::RetriableStatus, 0));
+        assert!(may_retry(&opts, true, Outcome::AnswerLost, 0));
+        assert!(may_retry(&opts, true, Outcome::RetriableStatus, 2));
+        assert!(!may_retry(&opts, true, Outcome::RetriableStatus, 3));
+        assert!(!may_retry(&opts, true, Outcome::Answered, 0));
+        assert_eq!(opts.retriable_statuses, vec![500, 502, 503, 504]);
     }
 
     #[test]

@@ -66,6 +66,19 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
             pool.owner = opts.plugin_name.clone();
         }
     }
+    let teardown_dir = config
+        .default
+        .state_path
+        .join(&opts.plugin_name)
+        .join("teardown");
+    kuryr_driver::teardown::Journal::open(&teardown_dir).map_err(|e| {
+        format!(
+            "cannot make {} for unfinished teardowns: {e}; set [DEFAULT] state_path to a \
+             folder this daemon may write",
+            teardown_dir.display()
+        )
+    })?;
+    driver_config.teardown_dir = Some(teardown_dir);
     if config.vif_pool.enabled && driver_config.pool.is_none() {
         tracing::warn!("[vif_pool] enabled is ignored: port pools are for bare metal (default_port_driver = veth)");
     }
@@ -106,6 +119,10 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     let maintenance = {
         let driver = driver.clone();
         tokio::spawn(async move { driver.maintain_pools().await })
+    };
+    let teardowns = {
+        let driver = driver.clone();
+        tokio::spawn(async move { driver.finish_teardowns().await })
     };
     let mut servers = tokio::task::JoinSet::new();
     {
@@ -152,6 +169,7 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     let first = servers.join_next().await;
     probe.abort();
     maintenance.abort();
+    teardowns.abort();
     servers.shutdown().await;
     match first {
         Some(Ok(Ok(()))) | None => Ok(()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kuryr_openstack::auth::{
     normalize_interface, Credentials, DomainRef, EndpointFilter, KeystoneAuth, NamedRef, Scope,
 };
-use kuryr_openstack::{AuthMethod, HttpOptions, TlsOptions};
+use kuryr_openstack::{AuthMethod, HttpOptions, TlsOptions, RETRIABLE_STATUSES};
 use secrecy::SecretString;
 use url::Url;
 
@@ -54,6 +54,9 @@ pub(super) const CONNECTION_OPTIONS: &[&str] = &[
     "connect_timeout",
     "connect_retries",
     "connect_retry_delay",
+    "status_code_retries",
+    "retriable_status_codes",
+    "retry_timeout",
 ];
 use super::sources::RawConfig;
 use super::ConfigError;
@@ -115,9 +118,14 @@ pub fn read(raw: &RawConfig) -> Result<OpenStackSettings, ConfigError> {
             .unwrap_or(Duration::from_secs(5)),
         request_timeout: s.opt_seconds("timeout")?.unwrap_or(Duration::from_secs(60)),
         retries: s.u32("connect_retries", 3)?,
+        status_retries: s.u32("status_code_retries", 3)?,
+        retriable_statuses: retriable_statuses(&s)?,
         retry_delay: s
             .opt_seconds("connect_retry_delay")?
             .unwrap_or(Duration::from_millis(250)),
+        retry_timeout: s
+            .opt_seconds("retry_timeout")?
+            .unwrap_or(Duration::from_secs(15)),
         tls: TlsOptions {
             ca_file: s.opt_string("cafile").map(Into::into),
             cert_file: s.opt_string("certfile").map(Into::into),
@@ -349,6 +357,26 @@ fn describe_scope(scope: &Scope) -> String {
         Scope::Domain(d) => format!(", {} scope", domain(d)),
         Scope::System => ", system scope".into(),
     }
+}
+
+/// keystoneauth's `retriable_status_codes`: HTTP statuses, 500 to 599 (a 4xx is the
+/// request's own fault and would fail again).
+fn retriable_statuses(s: &SectionReader<'_>) -> Result<Vec<u16>, ConfigError> {
+    let defaults: Vec<String> = RETRIABLE_STATUSES.iter().map(u16::to_string).collect();
+    let defaults: Vec<&str> = defaults.iter().map(String::as_str).collect();
+    s.list("retriable_status_codes", &defaults)
+        .iter()
+        .map(|code| {
+            code.parse::<u16>()
+                .ok()
+                .filter(|c| (500..=599).contains(c))
+                .ok_or_else(|| {
+                    auth_error(format!(
+                        "[neutron] retriable_status_codes: {code} is not a status from 500 to 599"
+                    ))
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

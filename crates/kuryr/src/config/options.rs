@@ -41,6 +41,9 @@ pub struct DefaultOptions {
     pub ssl_cert_file: PathBuf,
     pub ssl_key_file: PathBuf,
     pub bindir: PathBuf,
+    /// Where kuryr keeps what must survive a restart (unfinished teardowns), one folder
+    /// per plugin name.
+    pub state_path: PathBuf,
     pub subnetpool_name_prefix: String,
     pub debug: bool,
     pub log_file: Option<PathBuf>,
@@ -127,6 +130,7 @@ const DEFAULT_KNOWN: &[&str] = &[
     "ssl_cert_file",
     "ssl_key_file",
     "bindir",
+    "state_path",
     "subnetpool_name_prefix",
     "debug",
     "log_file",
@@ -188,10 +192,8 @@ pub fn neutron_known() -> impl Iterator<Item = &'static str> {
 }
 
 const NEUTRON_ACCEPTED: &[&str] = &[
-    // 503s are retried under connect_retries.
-    "status_code_retries",
+    // Retries back off from connect_retry_delay.
     "status_code_retry_delay",
-    "retriable_status_codes",
     "collect_timing",
     "split_loggers",
     "www_authenticate_uri",
@@ -402,6 +404,7 @@ impl DefaultOptions {
                 .string("ssl_key_file", "/var/lib/kuryr/certs/key.pem")
                 .into(),
             bindir: s.string("bindir", "/usr/libexec/kuryr").into(),
+            state_path: s.string("state_path", "/var/lib/kuryr").into(),
             subnetpool_name_prefix: s.string("subnetpool_name_prefix", "kuryrPool"),
             debug: s.bool("debug", false)?,
             log_file: s.opt_string("log_file").map(PathBuf::from),

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod flow;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -31,6 +33,18 @@ pub fn env(name: &str) -> String {
 
 /// A Neutron client with kuryr's credentials, as the daemon has.
 pub fn neutron() -> Neutron {
+    neutron_with(HttpOptions::default(), None)
+}
+
+/// Neutron's API as the stack runs it (what a fault proxy forwards to).
+pub fn neutron_url() -> url::Url {
+    env("KURYR_STACK_NEUTRON_URL")
+        .parse()
+        .expect("KURYR_STACK_NEUTRON_URL is a URL")
+}
+
+/// A Neutron client with these HTTP settings, at `endpoint` instead of the catalog's.
+pub fn neutron_with(http: HttpOptions, endpoint: Option<url::Url>) -> Neutron {
     let auth = KeystoneAuth::new(
         &env("OS_AUTH_URL"),
         Credentials::Password {
@@ -46,10 +60,10 @@ pub fn neutron() -> Neutron {
         }),
     )
     .expect("valid auth settings");
-    let session =
-        Session::new(AuthMethod::Keystone(auth), HttpOptions::default()).expect("session");
+    let session = Session::new(AuthMethod::Keystone(auth), http).expect("session");
     let mut filter = EndpointFilter::new("network");
     filter.region = std::env::var("OS_REGION_NAME").ok();
+    filter.endpoint_override = endpoint;
     Neutron::new(session, filter)
 }
 
@@ -72,6 +86,11 @@ pub fn config() -> DriverConfig {
         ovsdb_socket: kuryr::config::options::DEFAULT_OVSDB_SOCKET.into(),
         port_mode: PortMode::Veth,
         pool: None,
+        teardown_dir: Some(std::env::temp_dir().join(format!(
+            "kuryr-teardown-{}-{}",
+            std::process::id(),
+            next()
+        ))),
     }
 }
 
@@ -115,6 +134,7 @@ pub struct Plugin {
     pub socket: PathBuf,
     pub driver: Arc<Driver>,
     server: tokio::task::JoinHandle<()>,
+    teardowns: tokio::task::JoinHandle<()>,
 }
 
 impl Plugin {
@@ -138,6 +158,10 @@ impl Plugin {
             let d = driver.clone();
             tokio::spawn(async move { d.wait_for_neutron().await });
         }
+        let teardowns = {
+            let d = driver.clone();
+            tokio::spawn(async move { d.finish_teardowns().await })
+        };
         let socket =
             std::env::temp_dir().join(format!("kuryr-wire-{}-{}.sock", std::process::id(), next()));
         let listener = kuryr::server::listen::bind_unix(&socket)
@@ -151,6 +175,7 @@ impl Plugin {
             socket,
             driver,
             server,
+            teardowns,
         }
     }
 
@@ -206,6 +231,7 @@ pub async fn call_socket(socket: &std::path::Path, path: &str, body: &[u8]) -> (
 impl Drop for Plugin {
     fn drop(&mut self) {
         self.server.abort();
+        self.teardowns.abort();
         let _ = std::fs::remove_file(&self.socket);
     }
 }

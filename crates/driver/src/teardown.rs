@@ -1,0 +1,466 @@
+//! Teardowns that finish: a DeleteEndpoint, ReleaseAddress, RevokeExternalConnectivity or
+//! DeleteNetwork is written to a file on the host before it changes anything, and the file
+//! goes once the teardown is done. Docker sends each of these calls once and ignores their
+//! errors, so a teardown that fails (Neutron down, a 500) or that a crash interrupts would
+//! otherwise leave its ports, interfaces and networks forever. What is left in the folder is
+//! sent again in the background, with backoff, until it succeeds, also by the next daemon
+//! after a restart.
+//!
+//! A record holds only what identifies the work without ambiguity even much later: Docker's
+//! endpoint and network ids are never reused, and ReleaseAddress records the Neutron port
+//! ids it found (an address may be handed out again, a port id never).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// One unfinished teardown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call")]
+pub enum Teardown {
+    DeleteEndpoint {
+        network_id: String,
+        endpoint_id: String,
+    },
+    RevokeExternalConnectivity {
+        network_id: String,
+        endpoint_id: String,
+    },
+    /// The ports that held a released address.
+    ReleaseAddress {
+        address: String,
+        ports: Vec<String>,
+    },
+    DeleteNetwork {
+        network_id: String,
+    },
+}
+
+impl Teardown {
+    /// The record's file name: the same work always has the same name, so a repeated call
+    /// overwrites its record instead of adding a second one.
+    fn file_name(&self) -> String {
+        match self {
+            Teardown::DeleteEndpoint { endpoint_id, .. } => {
+                format!("delete-endpoint-{endpoint_id}.json")
+            }
+            Teardown::RevokeExternalConnectivity { endpoint_id, .. } => {
+                format!("revoke-external-{endpoint_id}.json")
+            }
+            Teardown::ReleaseAddress { ports, .. } => {
+                let mut ports = ports.clone();
+                ports.sort();
+                format!("release-address-{}.json", ports.join("_"))
+            }
+            Teardown::DeleteNetwork { network_id } => format!("delete-network-{network_id}.json"),
+        }
+    }
+
+    /// The Docker network it belongs to, when it names one.
+    pub fn docker_network(&self) -> Option<&str> {
+        match self {
+            Teardown::DeleteEndpoint { network_id, .. }
+            | Teardown::RevokeExternalConnectivity { network_id, .. }
+            | Teardown::DeleteNetwork { network_id } => Some(network_id),
+            Teardown::ReleaseAddress { .. } => None,
+        }
+    }
+
+    /// Whether the name only holds characters of ids (records are read back from disk).
+    fn is_safe_name(name: &str) -> bool {
+        name.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    }
+}
+
+impl std::fmt::Display for Teardown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Teardown::DeleteEndpoint { endpoint_id, .. } => {
+                write!(f, "DeleteEndpoint of endpoint {endpoint_id}")
+            }
+            Teardown::RevokeExternalConnectivity { endpoint_id, .. } => {
+                write!(f, "RevokeExternalConnectivity of endpoint {endpoint_id}")
+            }
+            Teardown::ReleaseAddress { address, ports } => {
+                write!(
+                    f,
+                    "ReleaseAddress of {address} (ports {})",
+                    ports.join(", ")
+                )
+            }
+            Teardown::DeleteNetwork { network_id } => {
+                write!(f, "DeleteNetwork of network {network_id}")
+            }
+        }
+    }
+}
+
+/// Backoff of a teardown that failed: 1 s doubling to 60 s.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// Records a call is working on right now: the background does not send them too.
+    running: HashSet<String>,
+    /// When each failed record may be tried again, and how often it failed.
+    next_try: HashMap<String, (Instant, u32)>,
+}
+
+/// The folder of unfinished teardowns.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    pending: Mutex<Pending>,
+}
+
+/// A record being worked on; [`Journal::done`] or [`Journal::failed`] ends it.
+#[derive(Debug)]
+pub struct Entry {
+    name: String,
+    pub teardown: Teardown,
+}
+
+impl Journal {
+    /// The journal in `dir`, made (mode 0700: records name the host's ports) if missing.
+    ///
+    /// # Errors
+    /// The folder cannot be made or read.
+    pub fn open(dir: &Path) -> std::io::Result<Journal> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::read_dir(dir)?;
+        Ok(Journal {
+            dir: dir.to_owned(),
+            pending: Mutex::new(Pending::default()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write the record before the teardown starts.
+    ///
+    /// # Errors
+    /// The record cannot be written (a full or read-only disk): the caller goes on without
+    /// it, and says so.
+    pub fn begin(&self, teardown: Teardown) -> std::io::Result<Entry> {
+        let name = teardown.file_name();
+        let body = serde_json::to_vec(&teardown).map_err(std::io::Error::other)?;
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+        }
+        // A rename is atomic: a crash leaves the old record or the new one, never half.
+        std::fs::rename(&tmp, self.dir.join(&name))?;
+        self.lock().running.insert(name.clone());
+        Ok(Entry { name, teardown })
+    }
+
+    /// The teardown is complete: its record goes.
+    pub fn done(&self, entry: Entry) {
+        let mut pending = self.lock();
+        pending.running.remove(&entry.name);
+        pending.next_try.remove(&entry.name);
+        drop(pending);
+        if let Err(e) = std::fs::remove_file(self.dir.join(&entry.name)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(record = %entry.name, "removing a finished teardown's record: {e}");
+            }
+        }
+    }
+
+    /// The teardown failed: its record stays for the background to send again.
+    pub fn failed(&self, entry: Entry) {
+        let mut pending = self.lock();
+        pending.running.remove(&entry.name);
+        let failures = pending.next_try.get(&entry.name).map_or(0, |(_, n)| n + 1);
+        pending.next_try.insert(
+            entry.name,
+            (Instant::now() + retry_delay(failures), failures),
+        );
+    }
+
+    /// The records due now that no call is working on, taken for a new attempt (end each
+    /// with `done` or `failed`). A record that cannot be read is moved aside, named, so
+    /// that it is not read again.
+    pub fn take_due(&self) -> Vec<Entry> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for file in dir.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.ends_with(".json") || !Teardown::is_safe_name(&name) {
+                continue;
+            }
+            {
+                let pending = self.lock();
+                if pending.running.contains(&name)
+                    || pending.next_try.get(&name).is_some_and(|(at, _)| *at > now)
+                {
+                    continue;
+                }
+            }
+            let path = file.path();
+            let teardown = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Teardown>(&b).map_err(|e| e.to_string()));
+            match teardown {
+                Ok(t) if t.file_name() == name => {
+                    let mut pending = self.lock();
+                    // A call may have started the same work meanwhile.
+                    if pending.running.insert(name.clone()) {
+                        due.push(Entry { name, teardown: t });
+                    }
+                }
+                Ok(_) | Err(_) => {
+                    let aside = self.dir.join(format!(".{name}.unreadable"));
+                    tracing::warn!(record = %path.display(), "a teardown record that cannot be read; moved to {}", aside.display());
+                    let _ = std::fs::rename(&path, aside);
+                }
+            }
+        }
+        due
+    }
+
+    /// Every unfinished teardown, due or not (for `kuryr stats` and the tests).
+    pub fn unfinished(&self) -> Vec<Teardown> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|f| {
+                let n = f.file_name();
+                let n = n.to_string_lossy();
+                !n.starts_with('.') && n.ends_with(".json")
+            })
+            .filter_map(|f| serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok())
+            .collect()
+    }
+}
+
+impl crate::Driver {
+    /// Run a teardown with its record: written before, removed once done, kept (for
+    /// [`crate::Driver::finish_teardowns`]) when it fails.
+    pub(crate) async fn finishing<T>(
+        &self,
+        teardown: Teardown,
+        work: impl std::future::Future<Output = crate::Result<T>>,
+    ) -> crate::Result<T> {
+        let Some(journal) = &self.journal else {
+            return work.await;
+        };
+        let entry = match journal.begin(teardown) {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::error!(dir = %journal.dir().display(), "cannot record a teardown, so it is not tried again if it fails: {e}");
+                return work.await;
+            }
+        };
+        match work.await {
+            Ok(value) => {
+                journal.done(entry);
+                Ok(value)
+            }
+            Err(mut e) => {
+                tracing::warn!(
+                    "{} failed; kuryr tries it again in the background: {}",
+                    entry.teardown,
+                    e.message
+                );
+                journal.failed(entry);
+                e.message
+                    .push_str("; kuryr tries it again in the background until it succeeds");
+                Err(e)
+            }
+        }
+    }
+
+    /// Send the recorded teardowns again until each succeeds: those that failed (after their
+    /// backoff) and those a previous daemon left. Runs for the daemon's life.
+    pub async fn finish_teardowns(&self) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        loop {
+            if self.readiness.ready().await.is_ok() {
+                for entry in journal.take_due() {
+                    match self.run_teardown(&entry.teardown).await {
+                        Ok(()) => {
+                            tracing::info!("finished {}", entry.teardown);
+                            journal.done(entry);
+                        }
+                        Err(e) => {
+                            tracing::warn!("{} failed again: {}", entry.teardown, e.message);
+                            journal.failed(entry);
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The teardowns not finished yet.
+    pub fn unfinished_teardowns(&self) -> Vec<Teardown> {
+        self.journal
+            .as_ref()
+            .map(Journal::unfinished)
+            .unwrap_or_default()
+    }
+
+    async fn run_teardown(&self, teardown: &Teardown) -> crate::Result<()> {
+        use kuryr_libnetwork::network::{EndpointRequest, NetworkRequest};
+        use kuryr_libnetwork::DockerId;
+        let id = |s: &str| -> crate::Result<DockerId> {
+            s.parse().map_err(|e: String| {
+                crate::DriverError::invalid(format!(
+                    "a teardown record names {e}; remove the record"
+                ))
+            })
+        };
+        match teardown {
+            Teardown::DeleteEndpoint {
+                network_id,
+                endpoint_id,
+            } => {
+                let req = EndpointRequest {
+                    network_id: id(network_id)?,
+                    endpoint_id: id(endpoint_id)?,
+                };
+                self.delete_endpoint(&req).await.map(drop)
+            }
+            Teardown::RevokeExternalConnectivity {
+                network_id,
+                endpoint_id,
+            } => {
+                let req = EndpointRequest {
+                    network_id: id(network_id)?,
+                    endpoint_id: id(endpoint_id)?,
+                };
+                self.revoke_external(&req).await.map(drop)
+            }
+            Teardown::DeleteNetwork { network_id } => {
+                let req = NetworkRequest {
+                    network_id: id(network_id)?,
+                };
+                self.delete_network(&req).await.map(drop)
+            }
+            Teardown::ReleaseAddress { ports, .. } => {
+                for port_id in ports {
+                    let port = self.neutron.ports().get_opt(port_id).await.map_err(
+                        crate::error::neutron_err(format_args!("reading port {port_id}")),
+                    )?;
+                    if let Some(port) = port {
+                        self.release_port(&port).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kuryr-journal-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn endpoint(id: char) -> Teardown {
+        Teardown::DeleteEndpoint {
+            network_id: "n".repeat(64),
+            endpoint_id: id.to_string().repeat(64),
+        }
+    }
+
+    #[test]
+    fn a_record_lives_from_begin_to_done() {
+        let j = Journal::open(&dir("done")).unwrap();
+        let e = j.begin(endpoint('a')).unwrap();
+        assert_eq!(j.unfinished(), vec![endpoint('a')]);
+        // Being worked on: not handed to the background.
+        assert!(j.take_due().is_empty());
+        j.done(e);
+        assert!(j.unfinished().is_empty());
+    }
+
+    #[test]
+    fn a_failed_record_comes_back_after_its_backoff() {
+        let j = Journal::open(&dir("failed")).unwrap();
+        let e = j.begin(endpoint('b')).unwrap();
+        j.failed(e);
+        assert!(j.take_due().is_empty(), "due only after a second");
+        j.lock().next_try.clear();
+        let due = j.take_due();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].teardown, endpoint('b'));
+        // Taken: not handed out twice.
+        assert!(j.take_due().is_empty());
+    }
+
+    #[test]
+    fn records_survive_a_restart() {
+        let d = dir("restart");
+        let j = Journal::open(&d).unwrap();
+        let _ = j.begin(endpoint('c')).unwrap();
+        // A new daemon: nothing runs, so the record is due at once.
+        let again = Journal::open(&d).unwrap();
+        let due = again.take_due();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].teardown, endpoint('c'));
+    }
+
+    #[test]
+    fn the_same_work_has_one_record() {
+        let j = Journal::open(&dir("same")).unwrap();
+        let a = Teardown::ReleaseAddress {
+            address: "10.0.0.5".into(),
+            ports: vec!["p2".into(), "p1".into()],
+        };
+        let b = Teardown::ReleaseAddress {
+            address: "10.0.0.5".into(),
+            ports: vec!["p1".into(), "p2".into()],
+        };
+        let _ = j.begin(a).unwrap();
+        let _ = j.begin(b).unwrap();
+        assert_eq!(j.unfinished().len(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_record_is_moved_aside() {
+        let d = dir("unreadable");
+        let j = Journal::open(&d).unwrap();
+        std::fs::write(d.join("delete-network-x.json"), b"{not json").unwrap();
+        assert!(j.take_due().is_empty());
+        assert!(d.join(".delete-network-x.json.unreadable").exists());
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_minute() {
+        assert_eq!(retry_delay(0), Duration::from_secs(1));
+        assert_eq!(retry_delay(3), Duration::from_secs(8));
+        assert_eq!(retry_delay(20), Duration::from_secs(60));
+    }
+}

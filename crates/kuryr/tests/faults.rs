@@ -1,0 +1,184 @@
+//! Faults between kuryr and the real Neutron: a fault-injecting proxy (`kuryr-faultproxy`, a
+//! test tool: the real Neutron cannot be asked to fail on cue) answers errors or drops the
+//! connection for chosen requests, and each test checks in the real Neutron and on the host
+//! that nothing is left once the faults stop.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use kuryr_faultproxy::{Action, FaultProxy, Rule};
+use kuryr_openstack::neutron::{Filters, Neutron, Port};
+use kuryr_openstack::HttpOptions;
+use serde_json::json;
+use support::flow::{bare, host_ifname, link_exists, mac, Flow};
+use support::{cidrs, err_text, neutron, neutron_url, neutron_with, Plugin};
+
+/// kuryr's plugin on a Neutron reached through a fault proxy.
+async fn plugin_behind_proxy() -> (FaultProxy, Plugin) {
+    let proxy = FaultProxy::start(neutron_url()).await.unwrap();
+    let through = neutron_with(HttpOptions::default(), Some(proxy.url()));
+    let plugin = Plugin::start_on(through, support::config(), true).await;
+    (proxy, plugin)
+}
+
+async fn ports_with_ip(n: &Neutron, network_id: &str, ip: &str) -> Vec<Port> {
+    n.ports()
+        .list(
+            &Filters::new()
+                .eq("network_id", network_id)
+                .eq("fixed_ips", format!("ip_address={ip}")),
+        )
+        .await
+        .unwrap()
+}
+
+async fn network_id_of(n: &Neutron, docker_net: &str) -> Option<String> {
+    let tags = [
+        format!("kuryr.net.uuid.lh:{}", &docker_net[..32]),
+        format!("kuryr.net.uuid.uh:{}", &docker_net[32..]),
+    ];
+    n.networks()
+        .list(&Filters::new().tags(tags))
+        .await
+        .unwrap()
+        .pop()
+        .map(|n| n.id)
+}
+
+/// Poll `check` until it holds, or fail after `within` saying `what`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn port_deletes_answered_500_or_lost_are_sent_again() {
+    let (proxy, plugin) = plugin_behind_proxy().await;
+    let n = neutron();
+    let (v4, _) = cidrs(201);
+    let flow = Flow::create(&plugin, Some(&v4), None, json!({}), json!({}))
+        .await
+        .unwrap();
+    let net = network_id_of(&n, &flow.docker_net).await.unwrap();
+    for (i, action) in [Action::Status { status: 500 }, Action::Lost]
+        .into_iter()
+        .enumerate()
+    {
+        let (endpoint, addresses) = flow.run(&mac(10 + i as u8), &[]).await;
+        proxy.set_rules(vec![Rule::new("DELETE", "/ports/", action.clone()).times(2)]);
+        flow.stop(&endpoint, &addresses).await;
+        proxy.clear();
+        let left = ports_with_ip(&n, &net, bare(&addresses[0])).await;
+        assert!(
+            left.is_empty(),
+            "{action:?}: the released port is left: {left:#?}"
+        );
+    }
+    assert!(proxy.stats().total_faults() >= 3, "{:?}", proxy.stats());
+    flow.remove().await;
+    assert!(network_id_of(&n, &flow.docker_net).await.is_none());
+}
+
+#[tokio::test]
+async fn a_teardown_during_an_outage_is_finished_once_neutron_answers() {
+    let (proxy, plugin) = plugin_behind_proxy().await;
+    let n = neutron();
+    let (v4, _) = cidrs(202);
+    let flow = Flow::create(&plugin, Some(&v4), None, json!({}), json!({}))
+        .await
+        .unwrap();
+    let net = network_id_of(&n, &flow.docker_net).await.unwrap();
+    let (endpoint, addresses) = flow.run(&mac(20), &[]).await;
+    let port = ports_with_ip(&n, &net, bare(&addresses[0]))
+        .await
+        .pop()
+        .unwrap();
+    let tap = host_ifname(&port.id);
+    assert!(link_exists(&tap), "{tap} exists while the container runs");
+
+    // Neutron's ports API is down: DeleteEndpoint cannot find the port.
+    proxy.set_rules(vec![Rule::new("", "/ports", Action::Down)]);
+    let ids = json!({"NetworkID": flow.docker_net, "EndpointID": endpoint});
+    let (status, answer) = plugin.call("/NetworkDriver.DeleteEndpoint", ids).await;
+    assert_ne!(status, 200, "{answer}");
+    assert!(
+        err_text(&answer).contains("again in the background"),
+        "{answer}"
+    );
+    assert_eq!(plugin.driver.unfinished_teardowns().len(), 1);
+    assert!(link_exists(&tap), "nothing was undone yet");
+
+    // Neutron is back: the background finishes the endpoint's teardown by itself.
+    proxy.clear();
+    eventually(
+        Duration::from_secs(60),
+        "the endpoint's veth goes",
+        || async { !link_exists(&tap) },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the port loses the endpoint's tags",
+        || {
+            let n = n.clone();
+            let id = port.id.clone();
+            async move {
+                let p = n.ports().get(&id).await.unwrap();
+                !p.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."))
+            }
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "the record goes", || async {
+        plugin.driver.unfinished_teardowns().is_empty()
+    })
+    .await;
+    plugin
+        .ok(
+            "/IpamDriver.ReleaseAddress",
+            json!({"PoolID": flow.pools[0], "Address": bare(&addresses[0])}),
+        )
+        .await;
+    flow.remove().await;
+    assert!(network_id_of(&n, &flow.docker_net).await.is_none());
+}
+
+#[tokio::test]
+async fn delete_network_removes_what_failed_teardowns_left() {
+    // No proxy needed: the teardown calls simply never come, as when Docker dropped them.
+    let plugin = Plugin::start().await;
+    let n = neutron();
+    let (v4, _) = cidrs(203);
+    let flow = Flow::create(&plugin, Some(&v4), None, json!({}), json!({}))
+        .await
+        .unwrap();
+    let net = network_id_of(&n, &flow.docker_net).await.unwrap();
+    let (_, addresses) = flow.run(&mac(30), &[]).await;
+    let port = ports_with_ip(&n, &net, bare(&addresses[0]))
+        .await
+        .pop()
+        .unwrap();
+    let tap = host_ifname(&port.id);
+    assert!(link_exists(&tap));
+    // Docker deletes the network without DeleteEndpoint or ReleaseAddress reaching kuryr.
+    flow.remove().await;
+    assert!(
+        network_id_of(&n, &flow.docker_net).await.is_none(),
+        "the Neutron network is gone"
+    );
+    assert!(
+        n.ports().get_opt(&port.id).await.unwrap().is_none(),
+        "the endpoint's port is gone"
+    );
+    assert!(!link_exists(&tap), "the endpoint's veth is gone");
+}
