@@ -31,10 +31,12 @@ fn overridden(url: &str) -> EndpointFilter {
     f
 }
 
-/// The real Keystone, and a "Neutron" on `port` of the loopback, with this request timeout.
+/// The real Keystone, and a "Neutron" on `port` of the loopback, with this request timeout
+/// (and no retry after the first second, so that the timeout alone bounds a request).
 fn neutron_at(port: u16, request_timeout: Duration) -> Neutron {
     let opts = HttpOptions {
         request_timeout,
+        retry_timeout: Duration::from_secs(1),
         ..http()
     };
     let s = Session::new(
