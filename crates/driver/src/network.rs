@@ -470,7 +470,16 @@ impl Driver {
         let this_host = |p: &Port| {
             nested || p.binding_host_id.is_empty() || p.binding_host_id == self.config.host_id
         };
+        // Another Docker network attached to this one (`neutron.net.*`) still has its
+        // endpoints here: only ports no endpoint holds are stale then.
+        let shared = network
+            .tags
+            .iter()
+            .any(|t| mapping::is_existing_network_tag(t));
         for port in ports.iter().filter(|p| this_host(p)) {
+            if shared && mapping::id_of_tags(&port.tags).is_some() {
+                continue;
+            }
             let adopted = port.tags.iter().any(|t| t == EXISTING_PORT_TAG);
             let ours = port.tags.iter().any(|t| t == DEVICE_OWNER)
                 || port.device_owner == DEVICE_OWNER
