@@ -70,6 +70,25 @@ impl Teardown {
         }
     }
 
+    /// Whether the Docker ids it names are ids (records are read back from disk, and one
+    /// that names none could never succeed).
+    fn names_valid_ids(&self) -> bool {
+        use kuryr_libnetwork::DockerId;
+        let valid = |s: &str| s.parse::<DockerId>().is_ok();
+        match self {
+            Teardown::DeleteEndpoint {
+                network_id,
+                endpoint_id,
+            }
+            | Teardown::RevokeExternalConnectivity {
+                network_id,
+                endpoint_id,
+            } => valid(network_id) && valid(endpoint_id),
+            Teardown::DeleteNetwork { network_id } => valid(network_id),
+            Teardown::ReleaseAddress { ports, .. } => !ports.is_empty(),
+        }
+    }
+
     /// Whether the name only holds characters of ids (records are read back from disk).
     fn is_safe_name(name: &str) -> bool {
         name.bytes()
@@ -138,7 +157,15 @@ impl Journal {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        std::fs::read_dir(dir)?;
+        for file in std::fs::read_dir(dir)?.flatten() {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            // Half written when a daemon was killed: the rename never happened, so the
+            // record it replaced (if any) is still there.
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(file.path());
+            }
+        }
         Ok(Journal {
             dir: dir.to_owned(),
             pending: Mutex::new(Pending::default()),
@@ -223,7 +250,7 @@ impl Journal {
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Teardown>(&b).map_err(|e| e.to_string()));
             match teardown {
-                Ok(t) if t.file_name() == name => {
+                Ok(t) if t.file_name() == name && t.names_valid_ids() => {
                     let mut pending = self.lock();
                     // A call may have started the same work meanwhile.
                     if pending.running.insert(name.clone()) {
@@ -336,27 +363,27 @@ impl crate::Driver {
                 ))
             })
         };
+        let endpoint = |network_id: &str, endpoint_id: &str| -> crate::Result<EndpointRequest> {
+            Ok(EndpointRequest {
+                network_id: id(network_id)?,
+                endpoint_id: id(endpoint_id)?,
+            })
+        };
         match teardown {
             Teardown::DeleteEndpoint {
                 network_id,
                 endpoint_id,
-            } => {
-                let req = EndpointRequest {
-                    network_id: id(network_id)?,
-                    endpoint_id: id(endpoint_id)?,
-                };
-                self.delete_endpoint(&req).await.map(drop)
-            }
+            } => self
+                .delete_endpoint(&endpoint(network_id, endpoint_id)?)
+                .await
+                .map(drop),
             Teardown::RevokeExternalConnectivity {
                 network_id,
                 endpoint_id,
-            } => {
-                let req = EndpointRequest {
-                    network_id: id(network_id)?,
-                    endpoint_id: id(endpoint_id)?,
-                };
-                self.revoke_external(&req).await.map(drop)
-            }
+            } => self
+                .revoke_external(&endpoint(network_id, endpoint_id)?)
+                .await
+                .map(drop),
             Teardown::DeleteNetwork { network_id } => {
                 let req = NetworkRequest {
                     network_id: id(network_id)?,
@@ -390,7 +417,7 @@ mod tests {
 
     fn endpoint(id: char) -> Teardown {
         Teardown::DeleteEndpoint {
-            network_id: "n".repeat(64),
+            network_id: "f".repeat(64),
             endpoint_id: id.to_string().repeat(64),
         }
     }
@@ -455,6 +482,27 @@ mod tests {
         std::fs::write(d.join("delete-network-x.json"), b"{not json").unwrap();
         assert!(j.take_due().is_empty());
         assert!(d.join(".delete-network-x.json.unreadable").exists());
+    }
+
+    #[test]
+    fn a_record_naming_no_docker_id_is_moved_aside() {
+        let d = dir("invalid");
+        let j = Journal::open(&d).unwrap();
+        let bad = Teardown::DeleteNetwork {
+            network_id: "not-an-id".into(),
+        };
+        std::fs::write(d.join(bad.file_name()), serde_json::to_vec(&bad).unwrap()).unwrap();
+        assert!(j.take_due().is_empty());
+        assert!(j.unfinished().is_empty());
+    }
+
+    #[test]
+    fn a_half_written_record_goes_at_open() {
+        let d = dir("half");
+        let _ = Journal::open(&d).unwrap();
+        std::fs::write(d.join(".delete-network-x.json.tmp"), b"{\"ca").unwrap();
+        let _ = Journal::open(&d).unwrap();
+        assert!(!d.join(".delete-network-x.json.tmp").exists());
     }
 
     #[test]

@@ -7,14 +7,14 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kuryr_faultproxy::{Action, FaultProxy, Rule};
-use kuryr_openstack::neutron::{Filters, Neutron, Port};
+use kuryr_openstack::neutron::{Neutron, Port};
 use kuryr_openstack::HttpOptions;
 use serde_json::json;
-use support::flow::{bare, host_ifname, link_exists, mac, Flow};
-use support::{cidrs, err_text, neutron, neutron_url, neutron_with, Plugin};
+use support::flow::{bare, host_ifname, link_exists, mac, network_of, ports_with_ip, Flow};
+use support::{cidrs, err_text, eventually, neutron, neutron_url, neutron_with, Plugin};
 
 /// kuryr's plugin on a Neutron reached through a fault proxy.
 async fn plugin_behind_proxy() -> (FaultProxy, Plugin) {
@@ -24,52 +24,42 @@ async fn plugin_behind_proxy() -> (FaultProxy, Plugin) {
     (proxy, plugin)
 }
 
-async fn ports_with_ip(n: &Neutron, network_id: &str, ip: &str) -> Vec<Port> {
-    n.ports()
-        .list(
-            &Filters::new()
-                .eq("network_id", network_id)
-                .eq("fixed_ips", format!("ip_address={ip}")),
-        )
-        .await
-        .unwrap()
-}
-
 async fn network_id_of(n: &Neutron, docker_net: &str) -> Option<String> {
-    let tags = [
-        format!("kuryr.net.uuid.lh:{}", &docker_net[..32]),
-        format!("kuryr.net.uuid.uh:{}", &docker_net[32..]),
-    ];
-    n.networks()
-        .list(&Filters::new().tags(tags))
-        .await
-        .unwrap()
-        .pop()
-        .map(|n| n.id)
+    network_of(n, docker_net).await.map(|net| net.id)
 }
 
-/// Poll `check` until it holds, or fail after `within` saying `what`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+/// A Docker network on this test's block, and its Neutron network's id.
+async fn network<'a>(plugin: &'a Plugin, n: &Neutron, block: u8) -> (Flow<'a>, String) {
+    let (v4, _) = cidrs(block);
+    let flow = Flow::create(plugin, Some(&v4), None, json!({}), json!({}))
+        .await
+        .unwrap();
+    let net = network_id_of(n, &flow.docker_net).await.unwrap();
+    (flow, net)
+}
+
+/// A running container's endpoint, addresses, Neutron port and host interface (which exists).
+async fn container(
+    flow: &Flow<'_>,
+    n: &Neutron,
+    net: &str,
+    mac_no: u8,
+) -> (String, Vec<String>, Port, String) {
+    let (endpoint, addresses) = flow.run(&mac(mac_no), &[]).await;
+    let port = ports_with_ip(n, net, bare(&addresses[0]))
+        .await
+        .pop()
+        .unwrap();
+    let tap = host_ifname(&port.id);
+    assert!(link_exists(&tap), "{tap} exists while the container runs");
+    (endpoint, addresses, port, tap)
 }
 
 #[tokio::test]
 async fn port_deletes_answered_500_or_lost_are_sent_again() {
     let (proxy, plugin) = plugin_behind_proxy().await;
     let n = neutron();
-    let (v4, _) = cidrs(201);
-    let flow = Flow::create(&plugin, Some(&v4), None, json!({}), json!({}))
-        .await
-        .unwrap();
-    let net = network_id_of(&n, &flow.docker_net).await.unwrap();
+    let (flow, net) = network(&plugin, &n, 201).await;
     for (i, action) in [Action::Status { status: 500 }, Action::Lost]
         .into_iter()
         .enumerate()
@@ -93,18 +83,8 @@ async fn port_deletes_answered_500_or_lost_are_sent_again() {
 async fn a_teardown_during_an_outage_is_finished_once_neutron_answers() {
     let (proxy, plugin) = plugin_behind_proxy().await;
     let n = neutron();
-    let (v4, _) = cidrs(202);
-    let flow = Flow::create(&plugin, Some(&v4), None, json!({}), json!({}))
-        .await
-        .unwrap();
-    let net = network_id_of(&n, &flow.docker_net).await.unwrap();
-    let (endpoint, addresses) = flow.run(&mac(20), &[]).await;
-    let port = ports_with_ip(&n, &net, bare(&addresses[0]))
-        .await
-        .pop()
-        .unwrap();
-    let tap = host_ifname(&port.id);
-    assert!(link_exists(&tap), "{tap} exists while the container runs");
+    let (flow, net) = network(&plugin, &n, 202).await;
+    let (endpoint, addresses, port, tap) = container(&flow, &n, &net, 20).await;
 
     // Neutron's ports API is down: DeleteEndpoint cannot find the port.
     proxy.set_rules(vec![Rule::new("", "/ports", Action::Down)]);
@@ -121,26 +101,30 @@ async fn a_teardown_during_an_outage_is_finished_once_neutron_answers() {
     // Neutron is back: the background finishes the endpoint's teardown by itself.
     proxy.clear();
     eventually(
-        Duration::from_secs(60),
         "the endpoint's veth goes",
-        || async { !link_exists(&tap) },
+        Duration::from_secs(60),
+        || async { (!link_exists(&tap)).then_some(()) },
     )
     .await;
     eventually(
-        Duration::from_secs(30),
         "the port loses the endpoint's tags",
+        Duration::from_secs(30),
         || {
             let n = n.clone();
             let id = port.id.clone();
             async move {
                 let p = n.ports().get(&id).await.unwrap();
-                !p.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."))
+                (!p.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."))).then_some(())
             }
         },
     )
     .await;
-    eventually(Duration::from_secs(10), "the record goes", || async {
-        plugin.driver.unfinished_teardowns().is_empty()
+    eventually("the record goes", Duration::from_secs(10), || async {
+        plugin
+            .driver
+            .unfinished_teardowns()
+            .is_empty()
+            .then_some(())
     })
     .await;
     plugin
@@ -158,18 +142,8 @@ async fn delete_network_removes_what_failed_teardowns_left() {
     // No proxy needed: the teardown calls simply never come, as when Docker dropped them.
     let plugin = Plugin::start().await;
     let n = neutron();
-    let (v4, _) = cidrs(203);
-    let flow = Flow::create(&plugin, Some(&v4), None, json!({}), json!({}))
-        .await
-        .unwrap();
-    let net = network_id_of(&n, &flow.docker_net).await.unwrap();
-    let (_, addresses) = flow.run(&mac(30), &[]).await;
-    let port = ports_with_ip(&n, &net, bare(&addresses[0]))
-        .await
-        .pop()
-        .unwrap();
-    let tap = host_ifname(&port.id);
-    assert!(link_exists(&tap));
+    let (flow, net) = network(&plugin, &n, 203).await;
+    let (_, _, port, tap) = container(&flow, &n, &net, 30).await;
     // Docker deletes the network without DeleteEndpoint or ReleaseAddress reaching kuryr.
     flow.remove().await;
     assert!(

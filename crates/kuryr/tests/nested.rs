@@ -30,7 +30,8 @@ use kuryr_openstack::neutron::{
     SubnetSpec, TrunkSpec,
 };
 use serde_json::{json, Value};
-use support::{call_socket, docker_id, neutron};
+use support::flow::ports_with_ip;
+use support::{call_socket, docker_id, eventually, neutron};
 
 // ---------------------------------------------------------------------------------------
 // Host fixtures (the `ip` and `ovs-vsctl` commands are fine in tests)
@@ -123,24 +124,6 @@ fn kernel_has_vlan(ns: &str, parent: &str) -> bool {
         ip_in(ns, &["link", "del", "vlanprobe"]);
     }
     ok
-}
-
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            started.elapsed() < within,
-            "timed out after {within:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -638,17 +621,6 @@ async fn port_of(n: &Neutron, endpoint: &str) -> Option<Port> {
         .unwrap();
     assert!(found.len() <= 1, "several ports carry {endpoint}'s tags");
     found.pop()
-}
-
-async fn ports_with_ip(n: &Neutron, network_id: &str, ip: &str) -> Vec<Port> {
-    n.ports()
-        .list(
-            &Filters::new()
-                .eq("network_id", network_id)
-                .eq("fixed_ips", format!("ip_address={ip}")),
-        )
-        .await
-        .unwrap()
 }
 
 /// What Docker does with the interface Join named: into the container's namespace, renamed

@@ -13,28 +13,10 @@ use kuryr_openstack::neutron::{
     SubnetPoolSpec, SubnetSpec,
 };
 use serde_json::{json, Value};
-use support::flow::{bare, host_ifname, link_exists, link_mac, mac, Flow};
+use support::flow::{
+    bare, host_ifname, id_tags, link_exists, link_mac, mac, network_of, ports_with_ip, Flow,
+};
 use support::{cidrs, docker_id, err_text, neutron, unique, Plugin};
-
-fn id_tags(id: &str) -> Vec<String> {
-    vec![
-        format!("kuryr.net.uuid.lh:{}", &id[..32]),
-        format!("kuryr.net.uuid.uh:{}", &id[32..]),
-    ]
-}
-
-async fn network_of(n: &Neutron, docker_net: &str) -> Option<Network> {
-    let mut found = n
-        .networks()
-        .list(&Filters::new().tags(id_tags(docker_net)))
-        .await
-        .unwrap();
-    assert!(
-        found.len() <= 1,
-        "several networks carry {docker_net}'s tags"
-    );
-    found.pop()
-}
 
 async fn port_of(n: &Neutron, endpoint: &str) -> Option<Port> {
     let mut found = n
@@ -49,17 +31,6 @@ async fn port_of(n: &Neutron, endpoint: &str) -> Option<Port> {
 async fn pools_named(n: &Neutron, name: &str) -> Vec<SubnetPool> {
     n.subnetpools()
         .list(&Filters::new().eq("name", name))
-        .await
-        .unwrap()
-}
-
-async fn ports_with_ip(n: &Neutron, network_id: &str, ip: &str) -> Vec<Port> {
-    n.ports()
-        .list(
-            &Filters::new()
-                .eq("network_id", network_id)
-                .eq("fixed_ips", format!("ip_address={ip}")),
-        )
         .await
         .unwrap()
 }

@@ -3,9 +3,44 @@
 
 use std::collections::HashMap;
 
+use kuryr_openstack::neutron::{Filters, Network, Neutron, Port};
 use serde_json::{json, Value};
 
 use super::{docker_id, Plugin};
+
+/// The two tags that carry a Docker id, as kuryr writes them.
+pub fn id_tags(id: &str) -> Vec<String> {
+    vec![
+        format!("kuryr.net.uuid.lh:{}", &id[..32]),
+        format!("kuryr.net.uuid.uh:{}", &id[32..]),
+    ]
+}
+
+/// The Neutron network of a Docker network, found by its tags.
+pub async fn network_of(n: &Neutron, docker_net: &str) -> Option<Network> {
+    let mut found = n
+        .networks()
+        .list(&Filters::new().tags(id_tags(docker_net)))
+        .await
+        .unwrap();
+    assert!(
+        found.len() <= 1,
+        "several networks carry {docker_net}'s tags"
+    );
+    found.pop()
+}
+
+/// The ports of a network that hold an address.
+pub async fn ports_with_ip(n: &Neutron, network_id: &str, ip: &str) -> Vec<Port> {
+    n.ports()
+        .list(
+            &Filters::new()
+                .eq("network_id", network_id)
+                .eq("fixed_ips", format!("ip_address={ip}")),
+        )
+        .await
+        .unwrap()
+}
 
 pub fn link_exists(name: &str) -> bool {
     std::process::Command::new("ip")
