@@ -13,7 +13,9 @@ use kuryr_faultproxy::{Action, FaultProxy, Rule};
 use kuryr_openstack::neutron::{Neutron, Port};
 use kuryr_openstack::HttpOptions;
 use serde_json::json;
-use support::flow::{bare, host_ifname, link_exists, mac, network_of, ports_with_ip, Flow};
+use support::flow::{
+    bare, host_ifname, id_tags, link_exists, mac, network_of, ports_with_ip, Flow,
+};
 use support::{cidrs, err_text, eventually, neutron, neutron_url, neutron_with, Plugin};
 
 /// kuryr's plugin on a Neutron reached through a fault proxy.
@@ -155,4 +157,70 @@ async fn delete_network_removes_what_failed_teardowns_left() {
         "the endpoint's port is gone"
     );
     assert!(!link_exists(&tap), "the endpoint's veth is gone");
+}
+
+#[tokio::test]
+async fn a_call_whose_caller_hangs_up_is_finished() {
+    let (proxy, plugin) = plugin_behind_proxy().await;
+    let n = neutron();
+    let (flow, net) = network(&plugin, &n, 204).await;
+    let address = plugin
+        .ok(
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": flow.pools[0], "Address": "",
+                   "Options": {"com.docker.network.endpoint.macaddress": mac(40)}}),
+        )
+        .await["Address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = ports_with_ip(&n, &net, bare(&address)).await.pop().unwrap();
+
+    // Neutron is slow to update ports; the caller gives up after 300 ms and hangs up.
+    proxy.set_rules(vec![Rule::new(
+        "PUT",
+        "/ports/",
+        Action::Delay { ms: 1500 },
+    )]);
+    let endpoint = support::docker_id();
+    let body = json!({"NetworkID": flow.docker_net, "EndpointID": endpoint,
+                      "Interface": {"Address": address, "MacAddress": mac(40)}, "Options": {}});
+    let hung_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        plugin.call("/NetworkDriver.CreateEndpoint", body),
+    )
+    .await;
+    assert!(
+        hung_up.is_err(),
+        "the call answered within 300 ms: {hung_up:?}"
+    );
+
+    // kuryr finishes the endpoint anyway: the port carries it and its veth is made.
+    let tap = host_ifname(&port.id);
+    eventually(
+        "the endpoint's veth is made",
+        Duration::from_secs(30),
+        || async { link_exists(&tap).then_some(()) },
+    )
+    .await;
+    eventually(
+        "the port carries the endpoint",
+        Duration::from_secs(30),
+        || {
+            let (n, id, endpoint) = (n.clone(), port.id.clone(), endpoint.clone());
+            async move {
+                let p = n.ports().get(&id).await.unwrap();
+                id_tags(&endpoint)
+                    .iter()
+                    .all(|t| p.tags.contains(t))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    proxy.clear();
+    flow.stop(&endpoint, &[address]).await;
+    assert!(!link_exists(&tap), "the endpoint's veth goes with it");
+    flow.remove().await;
+    assert!(network_id_of(&n, &flow.docker_net).await.is_none());
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{endpoint, env, http, neutron, password_auth, project_scope, session, unique, user};
 use kuryr_openstack::auth::{
-    Credentials, DomainRef, EndpointFilter, KeystoneAuth, NamedRef, Scope,
+    Credentials, DomainRef, EndpointFilter, KeystoneAuth, NamedRef, Scope, Token,
 };
 use kuryr_openstack::neutron::{Filters, Neutron};
 use kuryr_openstack::{AuthMethod, Error, Session};
@@ -45,9 +45,36 @@ async fn wrong_password_is_a_clear_auth_error() {
     ));
 }
 
+/// Tokens the session may have fetched by now: one, plus one more if the first has entered its
+/// renewal margin (a Neutron slowed down by other work can make a test outlive a 60 s token).
+fn tokens_allowed(first: &Token) -> u64 {
+    if first.needs_refresh(chrono::Utc::now()) {
+        2
+    } else {
+        1
+    }
+}
+
 #[tokio::test]
 async fn concurrent_callers_share_one_token() {
-    let n = neutron();
+    // Keystone alone: 20 callers asking at once wait for one request.
+    let s = session();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.token().await.map(|t| t.serial) })
+        })
+        .collect();
+    let mut serials = Vec::new();
+    for t in tasks {
+        serials.push(t.await.unwrap().unwrap());
+    }
+    assert!(serials.iter().all(|&x| x == serials[0]), "{serials:?}");
+    assert_eq!(s.tokens_issued(), 1, "one Keystone request for 20 callers");
+
+    // Through Neutron: 20 concurrent calls reuse that token.
+    let first = s.token().await.unwrap();
+    let n = Neutron::new(s, endpoint());
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let n = n.clone();
@@ -57,10 +84,11 @@ async fn concurrent_callers_share_one_token() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert_eq!(
-        n.session().tokens_issued(),
-        1,
-        "one Keystone request for 20 callers"
+    let allowed = tokens_allowed(&first);
+    assert!(
+        n.session().tokens_issued() <= allowed,
+        "20 Neutron callers made {} Keystone requests (at most {allowed} expected)",
+        n.session().tokens_issued()
     );
 }
 
@@ -261,9 +289,10 @@ async fn endpoint_selection_by_interface_and_region() {
 #[tokio::test]
 async fn shared_session_across_tasks_is_cheap_to_clone() {
     let n = Arc::new(neutron());
+    let first = n.session().token().await.unwrap();
     let (nets, ports, one) = (n.networks(), n.ports(), Filters::new().limit(1));
     let (a, b) = tokio::join!(nets.list(&one), ports.list(&one));
     a.unwrap();
     b.unwrap();
-    assert_eq!(n.session().tokens_issued(), 1);
+    assert!(n.session().tokens_issued() <= tokens_allowed(&first));
 }

@@ -61,16 +61,33 @@ async fn handle(State(plugin): State<Plugin>, request: Request) -> Response {
         }
     };
     let name = kuryr_driver::call_name(&call);
-    let tally = Arc::new(Tally::default());
-    let cpu = cpu_wait::mark();
-    let answer = accounting::scoped(tally.clone(), plugin.driver.handle(call)).await;
-    plugin.metrics.record(
-        name,
-        started.elapsed(),
-        &tally,
-        cpu_wait::since(cpu),
-        answer.is_ok(),
-    );
+    // The call runs in its own task: Docker closing the connection (its timeout, a restart)
+    // must not stop a Neutron operation half-way, and a panic becomes a 500, not a hang.
+    let task = tokio::spawn(async move {
+        let tally = Arc::new(Tally::default());
+        let cpu = cpu_wait::mark();
+        let answer = accounting::scoped(tally.clone(), plugin.driver.handle(call)).await;
+        plugin.metrics.record(
+            name,
+            started.elapsed(),
+            &tally,
+            cpu_wait::since(cpu),
+            answer.is_ok(),
+        );
+        answer
+    });
+    let answer = match task.await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(call = name, "the call failed inside kuryr: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "kuryr stopped inside this call ({e}); the log of kuryr serve has the details"
+                ),
+            );
+        }
+    };
     match answer {
         Ok(value) => {
             tracing::debug!(call = name, elapsed = ?started.elapsed(), "ok");
