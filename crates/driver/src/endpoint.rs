@@ -207,29 +207,34 @@ impl Driver {
         fixed_ips: &[FixedIp],
         mac: Option<&MacAddress>,
     ) -> Result<Port> {
-        let tags = id_tags(&req.endpoint_id).to_vec();
+        let mut tags = id_tags(&req.endpoint_id).to_vec();
+        tags.push(mapping::host_tag(&self.config.host_id));
         let claim = self.claim();
         let owned = claim != Claim::Tag;
         let api = self.neutron.ports();
-        let port = api
-            .create(&PortSpec {
-                name: Some(mapping::endpoint_port_name(&req.endpoint_id)),
-                network_id: Some(network.id.clone()),
-                admin_state_up: Some(true),
-                device_owner: owned.then(|| DEVICE_OWNER.into()),
-                device_id: owned.then(|| req.endpoint_id.as_str().into()),
-                binding_host_id: (claim == Claim::Bind).then(|| self.config.host_id.clone()),
-                mac_address: mac.map(ToString::to_string),
-                fixed_ips: Some(fixed_ips.to_vec()),
-                tags: self.readiness.tags_on_port_create().then(|| tags.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(neutron_err(format_args!(
-                "creating the port of endpoint {} on network {}",
-                req.endpoint_id.as_str(),
-                network.id
-            )))?;
+        let mut spec = PortSpec {
+            name: Some(mapping::endpoint_port_name(&req.endpoint_id)),
+            network_id: Some(network.id.clone()),
+            admin_state_up: Some(true),
+            device_owner: owned.then(|| DEVICE_OWNER.into()),
+            device_id: owned.then(|| req.endpoint_id.as_str().into()),
+            binding_host_id: (claim == Claim::Bind).then(|| self.config.host_id.clone()),
+            mac_address: mac.map(ToString::to_string),
+            fixed_ips: Some(fixed_ips.to_vec()),
+            ..Default::default()
+        };
+        let created = if self.readiness.tags_on_port_create() {
+            let request = mapping::request_tag();
+            spec.tags = Some([tags.clone(), vec![request.clone()]].concat());
+            api.create_once(&spec, &request).await
+        } else {
+            api.create(&spec).await
+        };
+        let port = created.map_err(neutron_err(format_args!(
+            "creating the port of endpoint {} on network {}",
+            req.endpoint_id.as_str(),
+            network.id
+        )))?;
         if let Err(e) = self
             .add_tags(api.clone(), &port.id, &port.tags, &tags)
             .await

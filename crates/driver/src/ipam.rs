@@ -586,39 +586,41 @@ impl Driver {
         ip: Option<IpAddr>,
         mac: Option<&MacAddress>,
     ) -> Result<Port> {
-        let tags_inline = self.readiness.tags_on_port_create();
+        let tags = vec![
+            DEVICE_OWNER.to_string(),
+            mapping::host_tag(&self.config.host_id),
+        ];
         let api = self.neutron.ports();
-        let port = api
-            .create(&PortSpec {
-                name: Some(UNBOUND_PORT_NAME.into()),
-                network_id: Some(subnet.network_id.clone()),
-                admin_state_up: Some(true),
-                mac_address: mac.map(ToString::to_string),
-                fixed_ips: Some(vec![FixedIp {
-                    subnet_id: subnet.id.clone(),
-                    ip_address: ip.map(|i| i.to_string()).unwrap_or_default(),
-                }]),
-                tags: tags_inline.then(|| vec![DEVICE_OWNER.to_string()]),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                let what = match ip {
-                    Some(ip) => {
-                        format!("creating a port with address {ip} on subnet {}", subnet.id)
-                    }
-                    None => format!("creating a port on subnet {}", subnet.id),
-                };
-                DriverError::neutron(what, &e)
-            })?;
-        if !port.tags.iter().any(|t| t == DEVICE_OWNER) {
+        let mut spec = PortSpec {
+            name: Some(UNBOUND_PORT_NAME.into()),
+            network_id: Some(subnet.network_id.clone()),
+            admin_state_up: Some(true),
+            mac_address: mac.map(ToString::to_string),
+            fixed_ips: Some(vec![FixedIp {
+                subnet_id: subnet.id.clone(),
+                ip_address: ip.map(|i| i.to_string()).unwrap_or_default(),
+            }]),
+            ..Default::default()
+        };
+        let created = if self.readiness.tags_on_port_create() {
+            let request = mapping::request_tag();
+            spec.tags = Some([tags.clone(), vec![request.clone()]].concat());
+            api.create_once(&spec, &request).await
+        } else {
+            api.create(&spec).await
+        };
+        let port = created.map_err(|e| {
+            let what = match ip {
+                Some(ip) => {
+                    format!("creating a port with address {ip} on subnet {}", subnet.id)
+                }
+                None => format!("creating a port on subnet {}", subnet.id),
+            };
+            DriverError::neutron(what, &e)
+        })?;
+        if !tags.iter().all(|t| port.tags.contains(t)) {
             if let Err(e) = self
-                .add_tags(
-                    api.clone(),
-                    &port.id,
-                    &port.tags,
-                    &[DEVICE_OWNER.to_string()],
-                )
+                .add_tags(api.clone(), &port.id, &port.tags, &tags)
                 .await
             {
                 let _ = api.delete(&port.id).await;

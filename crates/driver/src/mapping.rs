@@ -89,6 +89,54 @@ pub fn sub_pool_of(tags: &[String]) -> Option<IpNet> {
         .and_then(|c| c.parse().ok())
 }
 
+const HOST_PREFIX: &str = "kuryr.host:";
+const REQUEST_PREFIX: &str = "kuryr.req:";
+/// Neutron's limit on a tag's length.
+const TAG_MAX: usize = 60;
+
+/// Tag of the ports this host's kuryr creates, so that its reconciler knows them from other
+/// hosts' (an unbound port says nothing else about where it was made). A host name too long
+/// for a tag is replaced by a stable hash of it.
+pub fn host_tag(host_id: &str) -> String {
+    if HOST_PREFIX.len() + host_id.len() <= TAG_MAX {
+        return format!("{HOST_PREFIX}{host_id}");
+    }
+    // FNV-1a: stable across builds and Rust releases, unlike std's hasher.
+    let hash = host_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let keep = TAG_MAX - HOST_PREFIX.len() - 17;
+    let head: String = host_id.chars().take(keep).collect();
+    format!("{HOST_PREFIX}{head}~{hash:016x}")
+}
+
+/// A tag that no other create request carries, so that a create whose answer was lost can
+/// be looked up instead of sent blindly again.
+pub fn request_tag() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    // Each RandomState has keys drawn from the OS's randomness.
+    let word = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    format!("{REQUEST_PREFIX}{:016x}{:016x}", word(), word())
+}
+
+/// Whether a tag is one of [`request_tag`]'s.
+pub fn is_request_tag(tag: &str) -> bool {
+    tag.starts_with(REQUEST_PREFIX)
+}
+
 /// Whether a string looks like a Neutron UUID (subnet ids tag subnetpools, pool ids tag subnets).
 pub fn is_uuid(s: &str) -> bool {
     s.len() == 36
@@ -146,6 +194,19 @@ mod tests {
             .len()
                 <= 60
         );
+    }
+
+    #[test]
+    fn host_and_request_tags_fit_a_tag() {
+        assert_eq!(host_tag("compute-1"), "kuryr.host:compute-1");
+        let long = "a".repeat(80);
+        let t = host_tag(&long);
+        assert_eq!(t.len(), 60, "{t}");
+        assert_eq!(t, host_tag(&long), "stable");
+        assert_ne!(t, host_tag(&format!("{long}b")));
+        let (a, b) = (request_tag(), request_tag());
+        assert_ne!(a, b);
+        assert!(a.len() <= 60 && is_request_tag(&a), "{a}");
     }
 
     #[test]

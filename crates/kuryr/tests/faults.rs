@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use kuryr_faultproxy::{Action, FaultProxy, Rule};
-use kuryr_openstack::neutron::{Neutron, Port};
+use kuryr_openstack::neutron::{Filters, Neutron, Port};
 use kuryr_openstack::HttpOptions;
 use serde_json::json;
 use support::flow::{
@@ -221,6 +221,42 @@ async fn a_call_whose_caller_hangs_up_is_finished() {
     proxy.clear();
     flow.stop(&endpoint, &[address]).await;
     assert!(!link_exists(&tap), "the endpoint's veth goes with it");
+    flow.remove().await;
+    assert!(network_id_of(&n, &flow.docker_net).await.is_none());
+}
+
+#[tokio::test]
+async fn a_port_create_whose_answer_was_lost_is_found_not_made_twice() {
+    let (proxy, plugin) = plugin_behind_proxy().await;
+    let n = neutron();
+    let (flow, net) = network(&plugin, &n, 205).await;
+    // Neutron makes the port; its answer never reaches kuryr.
+    proxy.set_rules(vec![Rule::new("POST", "/v2.0/ports", Action::Lost).times(1)]);
+    let (endpoint, addresses) = flow.run(&mac(50), &[]).await;
+    proxy.clear();
+    assert_eq!(proxy.stats().total_faults(), 1, "{:?}", proxy.stats());
+    let kuryr_ports = n
+        .ports()
+        .list(
+            &Filters::new()
+                .eq("network_id", net.as_str())
+                .tags(["compute:kuryr"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kuryr_ports.len(),
+        1,
+        "one port for one container: {kuryr_ports:#?}"
+    );
+    assert!(kuryr_ports[0]
+        .fixed_ips
+        .iter()
+        .any(|ip| ip.ip_address == bare(&addresses[0])));
+    flow.stop(&endpoint, &addresses).await;
+    assert!(ports_with_ip(&n, &net, bare(&addresses[0]))
+        .await
+        .is_empty());
     flow.remove().await;
     assert!(network_id_of(&n, &flow.docker_net).await.is_none());
 }

@@ -191,6 +191,13 @@ impl Error {
         ) || matches!(self.status(), Some(502..=504))
     }
 
+    /// True when a request was sent and its outcome is unknown: no (whole) answer, or a
+    /// status in `statuses` (a proxy's 502/504, a 500 after a partial commit).
+    pub fn may_have_acted(&self, statuses: &[u16]) -> bool {
+        matches!(self, Error::Timeout { .. } | Error::Transport { .. })
+            || self.status().is_some_and(|s| statuses.contains(&s))
+    }
+
     /// What the operator can do about it.
     pub fn hint(&self) -> String {
         match self {

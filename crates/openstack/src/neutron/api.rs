@@ -277,6 +277,51 @@ impl<R: Taggable> Api<R> {
         take_key(&body, "tags", &path)
     }
 
+    /// `POST` one item whose spec carries `request_tag`, a tag no other request uses. When the
+    /// answer is lost, times out or is a retriable error status, Neutron may have made the item
+    /// all the same: it is looked up by that tag before the request is sent again, so a lost
+    /// answer never makes a second item. Resent within the session's retry bounds.
+    ///
+    /// # Errors
+    /// The last failure, when the item was not made within those bounds or the lookup
+    /// failed (then whether it was made is unknown: the tag finds it later).
+    pub async fn create_once(&self, spec: &R::Spec, request_tag: &str) -> Result<R> {
+        validate_tag(request_tag)?;
+        let opts = self.neutron.session().options().clone();
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let err = match self.create(spec).await {
+                Ok(item) => return Ok(item),
+                Err(e) if e.may_have_acted(&opts.retriable_statuses) => e,
+                Err(e) => return Err(e),
+            };
+            let mut found = self.list(&Filters::new().tags([request_tag])).await?;
+            if let Some(item) = found.pop() {
+                tracing::info!(
+                    tag = request_tag,
+                    "the answer to a {} create was lost ({}); Neutron had made it",
+                    R::SINGULAR,
+                    crate::error::chain(&err)
+                );
+                return Ok(item);
+            }
+            let delay = crate::transport::backoff(opts.retry_delay, attempt);
+            if attempt >= opts.retries || started.elapsed() + delay >= opts.retry_timeout {
+                return Err(err);
+            }
+            tracing::warn!(
+                tag = request_tag,
+                attempt,
+                "{} create failed and was not made ({}); sending it again in {delay:?}",
+                R::SINGULAR,
+                crate::error::chain(&err)
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
     /// The tags of one resource.
     pub async fn tags(&self, id: &str) -> Result<Vec<String>> {
         let path = format!("{}/tags", self.item_path(id)?);
