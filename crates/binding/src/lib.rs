@@ -67,7 +67,7 @@ pub use names::{
 };
 pub use nested::{NestedLink, NestedSpec};
 pub use netlink::{LinkInfo, Netlink};
-pub use ovs::{OvsPort, Plugged};
+pub use ovs::{OvsPort, Plugged, PluggedInterface};
 pub use ovsdb::{Ovsdb, OvsdbError};
 pub use script::{ScriptArgs, Scripts};
 pub use veth::VethSpec;

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::ovsdb::{self, as_uuid, map, named_uuid, row, rows, set, set_members, uuid, Ovsdb};
+use crate::ovsdb::{
+    self, as_uuid, map, map_pairs, named_uuid, row, rows, set, set_members, uuid, Ovsdb,
+};
 use crate::veth::format_mac;
 use crate::Error;
 
@@ -85,6 +87,17 @@ enum Plan {
         iface: String,
         from: Option<(String, String)>,
     },
+}
+
+/// An interface kuryr plugged into Open vSwitch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluggedInterface {
+    /// The interface's (and its Port's) name.
+    pub name: String,
+    /// The Neutron port (`external_ids:iface-id`).
+    pub port_id: String,
+    /// The Docker endpoint (`external_ids:vm-uuid`); empty on a free pool port.
+    pub endpoint_id: String,
 }
 
 impl OvsPort<'_> {
@@ -236,6 +249,39 @@ impl Ovsdb {
                 .filter(|endpoint| !endpoint.is_empty())
                 .map(str::to_owned)
         }))
+    }
+
+    /// Every interface kuryr plugged (`external_ids:owner=kuryr`), on any bridge: what the
+    /// reconciler compares with Neutron.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ovsdb`] if ovsdb-server cannot be reached or refuses.
+    pub async fn kuryr_interfaces(&self) -> Result<Vec<PluggedInterface>, Error> {
+        let found = self
+            .transact(&[select(
+                "Interface",
+                json!([["external_ids", "includes", map([("owner", OWNER)])]]),
+                &["name", "external_ids"],
+            )])
+            .await?;
+        Ok(first_rows(&found)
+            .iter()
+            .filter_map(|r| {
+                let ids = map_pairs(&r["external_ids"]);
+                let get = |key: &str| {
+                    ids.iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| (*v).to_owned())
+                        .unwrap_or_default()
+                };
+                Some(PluggedInterface {
+                    name: r["name"].as_str()?.to_owned(),
+                    port_id: get("iface-id"),
+                    endpoint_id: get("vm-uuid"),
+                })
+            })
+            .collect())
     }
 
     /// Whether OVS has a bridge of this name.

@@ -26,6 +26,7 @@ pub mod pool;
 pub mod pool_admin;
 mod pooled;
 mod readiness;
+pub mod reconcile;
 pub mod teardown;
 
 use std::path::PathBuf;

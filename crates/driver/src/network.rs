@@ -480,38 +480,41 @@ impl Driver {
             if shared && mapping::id_of_tags(&port.tags).is_some() {
                 continue;
             }
-            let adopted = port.tags.iter().any(|t| t == EXISTING_PORT_TAG);
-            let ours = port.tags.iter().any(|t| t == DEVICE_OWNER)
-                || port.device_owner == DEVICE_OWNER
-                || (!port.device_id.is_empty() && port.name == format!("{}-port", port.device_id));
-            if !adopted && !ours {
-                continue;
-            }
-            if let Some(endpoint) = mapping::id_of_tags(&port.tags) {
-                tracing::info!(port = %port.id, %endpoint, "removing an endpoint Docker no longer has");
-                match &self.config.port_mode {
-                    PortMode::Veth => self.unplug(&endpoint, port).await?,
-                    PortMode::Nested(nested) => self.unplug_nested(nested, port).await?,
-                }
-            }
-            if adopted {
-                self.release_port(port).await?;
-                continue;
-            }
-            tracing::info!(port = %port.id, "deleting a kuryr port nobody released");
-            self.release_subport(port).await?;
-            match self.neutron.ports().delete(&port.id).await {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    return Err(DriverError::neutron(
-                        format!("deleting leftover port {}", port.id),
-                        &e,
-                    ))
-                }
-            }
+            self.remove_stale_port(port).await?;
         }
         Ok(())
+    }
+
+    /// Removes a port no operation will finish, with its host side: a port the user made and
+    /// a container adopted is given back instead; a port that is not kuryr's is left alone.
+    pub(crate) async fn remove_stale_port(&self, port: &Port) -> Result<()> {
+        let adopted = port.tags.iter().any(|t| t == EXISTING_PORT_TAG);
+        let ours = port.tags.iter().any(|t| t == DEVICE_OWNER)
+            || port.device_owner == DEVICE_OWNER
+            || (!port.device_id.is_empty() && port.name == format!("{}-port", port.device_id));
+        if !adopted && !ours {
+            return Ok(());
+        }
+        if let Some(endpoint) = mapping::id_of_tags(&port.tags) {
+            tracing::info!(port = %port.id, %endpoint, "removing an endpoint Docker no longer has");
+            match &self.config.port_mode {
+                PortMode::Veth => self.unplug(&endpoint, port).await?,
+                PortMode::Nested(nested) => self.unplug_nested(nested, port).await?,
+            }
+        }
+        if adopted {
+            return self.release_port(port).await;
+        }
+        tracing::info!(port = %port.id, "deleting a kuryr port nobody released");
+        self.release_subport(port).await?;
+        match self.neutron.ports().delete(&port.id).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(DriverError::neutron(
+                format!("deleting leftover port {}", port.id),
+                &e,
+            )),
+        }
     }
 }
 

@@ -51,6 +51,28 @@ pub enum Command {
     Pool(PoolCommand),
     /// Per-call timings and Neutron requests of the running daemon.
     Stats(StatsArgs),
+    /// Remove what kuryr made on this host that nothing will finish (ports Docker no longer
+    /// knows, interfaces of ports that are gone), through the running daemon: what two looks
+    /// a moment apart both saw, unchanged.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Print what would be removed and why; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave ports updated less than this many seconds ago. Default: [DEFAULT] orphan_min_age.
+    #[arg(long, value_name = "SECONDS")]
+    pub min_age: Option<f64>,
+    /// Seconds between the two looks.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    pub confirm_after: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which daemon to talk to.

@@ -6,6 +6,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod docker_api;
 pub mod driver;
 pub mod openstack;
+pub mod reconciler;
 pub mod server;
+pub mod unix_http;

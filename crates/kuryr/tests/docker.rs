@@ -148,6 +148,20 @@ async fn container_gets_the_neutron_port() {
         let tap = format!("tap{}", &port.id[..11]);
         assert!(host_link_exists(&tap), "host end {tap} of the veth pair");
 
+        // The reconciler reads Docker's view: a running container's port is no orphan.
+        let report = k
+            .gc(&["--dry-run", "--min-age", "0", "--confirm-after", "0.5"])
+            .await;
+        let orphans = report["orphans"].to_string();
+        assert!(
+            !orphans.contains(&port.id) && !orphans.contains(&tap),
+            "{report:#}"
+        );
+        assert!(
+            !report["notes"].to_string().contains("Docker"),
+            "Docker's view was read: {report:#}"
+        );
+
         k.remove_container(&c).await;
         eventually("the port is deleted", || async {
             k.neutron

@@ -97,6 +97,11 @@ pub fn pool_tag(host: &str, owner: &str) -> String {
     tag
 }
 
+/// Whether a tag marks a pool port (of any host).
+pub fn is_pool_tag(tag: &str) -> bool {
+    tag.starts_with(POOL_TAG_PREFIX)
+}
+
 /// What makes ports interchangeable: one container may take any port of its pool.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PoolKey {

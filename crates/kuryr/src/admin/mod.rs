@@ -5,7 +5,8 @@
 //! - `GET /v1/pools`: pools and counters;
 //! - `POST /v1/pools/populate` `{"network", "subnet"?, "count"}`: add ports now;
 //! - `POST /v1/pools/free` `{"network"?}`: delete free pool ports;
-//! - `GET /v1/stats`, `POST /v1/stats/reset`: per-call timings and Neutron requests.
+//! - `GET /v1/stats`, `POST /v1/stats/reset`: per-call timings and Neutron requests;
+//! - `POST /v1/gc` `{"dry_run", "min_age"?, "confirm_after"?}`: the reconciler, now.
 
 pub mod client;
 
@@ -19,6 +20,7 @@ use axum::{Json, Router};
 use kuryr_driver::{Driver, DriverError};
 use serde::{Deserialize, Serialize};
 
+use crate::reconciler::{GcRequest, Reconciler};
 use crate::server::metrics::Metrics;
 
 /// Ports one populate request may add (a typo must not exhaust a subnet).
@@ -28,6 +30,7 @@ pub const MAX_POPULATE: usize = 1000;
 struct Admin {
     driver: Arc<Driver>,
     metrics: Arc<Metrics>,
+    reconciler: Arc<Reconciler>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,20 +57,25 @@ pub struct AdminError {
     pub error: String,
 }
 
-pub fn router(driver: Arc<Driver>, metrics: Arc<Metrics>) -> Router {
+pub fn router(driver: Arc<Driver>, metrics: Arc<Metrics>, reconciler: Arc<Reconciler>) -> Router {
     Router::new()
         .route("/v1/pools", get(pools))
         .route("/v1/pools/populate", post(populate))
         .route("/v1/pools/free", post(free))
         .route("/v1/stats", get(stats))
         .route("/v1/stats/reset", post(reset))
+        .route("/v1/gc", post(gc))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
                 "no such admin path; kuryr pool and kuryr stats know the paths".into(),
             )
         })
-        .with_state(Admin { driver, metrics })
+        .with_state(Admin {
+            driver,
+            metrics,
+            reconciler,
+        })
 }
 
 async fn pools(State(admin): State<Admin>) -> Response {
@@ -119,6 +127,31 @@ async fn stats(State(admin): State<Admin>) -> Response {
 async fn reset(State(admin): State<Admin>) -> Response {
     admin.metrics.reset();
     Json(serde_json::json!({})).into_response()
+}
+
+async fn gc(
+    State(admin): State<Admin>,
+    body: Result<Json<GcRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    for (name, value) in [
+        ("min_age", req.min_age),
+        ("confirm_after", req.confirm_after),
+    ] {
+        if value.is_some_and(|v| !(0.0..=3600.0).contains(&v)) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{name} must be 0 to 3600 seconds"),
+            );
+        }
+    }
+    match admin.reconciler.gc(&req).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => driver_error(e),
+    }
 }
 
 fn driver_error(e: DriverError) -> Response {

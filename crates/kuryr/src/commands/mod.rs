@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod doctor;
+pub mod gc;
 pub mod pool;
 pub mod serve;
 pub mod stats;

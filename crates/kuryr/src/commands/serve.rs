@@ -12,6 +12,7 @@ use kuryr::admin;
 use kuryr::config::{default_admin_socket, Config, LoadOptions};
 use kuryr::driver::{driver_config, host_id};
 use kuryr::openstack::neutron_client;
+use kuryr::reconciler::Reconciler;
 use kuryr::server::metrics::Metrics;
 use kuryr::server::{self, listen};
 use kuryr_driver::Driver;
@@ -124,9 +125,26 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
         let driver = driver.clone();
         tokio::spawn(async move { driver.finish_teardowns().await })
     };
+    let reconciler = Arc::new(Reconciler::new(
+        driver.clone(),
+        config.default.docker_socket.clone(),
+        config.default.orphan_min_age,
+    ));
+    let reconciling = {
+        let reconciler = reconciler.clone();
+        let interval = config.default.reconcile_interval;
+        let driver = driver.clone();
+        tokio::spawn(async move {
+            if interval.is_zero() {
+                return;
+            }
+            driver.wait_for_neutron().await;
+            reconciler.run(interval).await
+        })
+    };
     let mut servers = tokio::task::JoinSet::new();
     {
-        let admin_app = admin::router(driver.clone(), metrics.clone());
+        let admin_app = admin::router(driver.clone(), metrics.clone(), reconciler.clone());
         servers.spawn(async move {
             axum::serve(admin, admin_app)
                 .with_graceful_shutdown(shutdown_signal())
@@ -170,6 +188,7 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     probe.abort();
     maintenance.abort();
     teardowns.abort();
+    reconciling.abort();
     servers.shutdown().await;
     match first {
         Some(Ok(Ok(()))) | None => Ok(()),

@@ -44,6 +44,13 @@ pub struct DefaultOptions {
     /// Where kuryr keeps what must survive a restart (unfinished teardowns), one folder
     /// per plugin name.
     pub state_path: PathBuf,
+    /// Docker's API socket, where the reconciler reads Docker's own view (kuryr's own
+    /// option; empty: not read, and only host interfaces are reconciled).
+    pub docker_socket: Option<PathBuf>,
+    /// How often the reconciler looks for orphans (kuryr's own; zero: never by itself).
+    pub reconcile_interval: Duration,
+    /// How long a port must be left untouched before the reconciler may call it an orphan.
+    pub orphan_min_age: Duration,
     pub subnetpool_name_prefix: String,
     pub debug: bool,
     pub log_file: Option<PathBuf>,
@@ -131,6 +138,9 @@ const DEFAULT_KNOWN: &[&str] = &[
     "ssl_key_file",
     "bindir",
     "state_path",
+    "docker_socket",
+    "reconcile_interval",
+    "orphan_min_age",
     "subnetpool_name_prefix",
     "debug",
     "log_file",
@@ -405,6 +415,15 @@ impl DefaultOptions {
                 .into(),
             bindir: s.string("bindir", "/usr/libexec/kuryr").into(),
             state_path: s.string("state_path", "/var/lib/kuryr").into(),
+            docker_socket: Some(s.string("docker_socket", "/var/run/docker.sock"))
+                .filter(|p| !p.trim().is_empty())
+                .map(PathBuf::from),
+            reconcile_interval: s
+                .opt_seconds("reconcile_interval")?
+                .unwrap_or(Duration::from_secs(300)),
+            orphan_min_age: s
+                .opt_seconds("orphan_min_age")?
+                .unwrap_or(Duration::from_secs(60)),
             subnetpool_name_prefix: s.string("subnetpool_name_prefix", "kuryrPool"),
             debug: s.bool("debug", false)?,
             log_file: s.opt_string("log_file").map(PathBuf::from),

@@ -395,6 +395,28 @@ impl Kuryr {
         self.wait_ready(from).await;
     }
 
+    /// `kuryr gc --json ARGS` against this test's daemon; its report.
+    pub async fn gc(&self, args: &[&str]) -> Value {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kuryr"));
+        command
+            .arg("--config-file")
+            .arg(config_file())
+            .args(["gc", "--json", "--plugin-name", &self.plugin])
+            .args(args)
+            .stdin(Stdio::null());
+        let out = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .expect("run kuryr gc");
+        assert!(
+            out.status.success(),
+            "kuryr gc {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("kuryr gc --json prints JSON")
+    }
+
     /// Stop the daemon (SIGTERM, then SIGKILL after 5 s), if one runs.
     pub async fn stop_daemon(&self) {
         let old = self.daemon.lock().unwrap().take();

@@ -1,0 +1,382 @@
+//! The reconciler: what kuryr made that no operation will ever finish. It compares this
+//! host's kuryr ports in Neutron, the interfaces kuryr plugged into Open vSwitch and, when
+//! the caller can read it, Docker's own view (the endpoints and addresses of kuryr's
+//! networks), and names the orphans:
+//!
+//! - an **endpoint port** whose Docker endpoint Docker no longer has (a DeleteEndpoint that
+//!   never came: Docker ignores its errors, a kill -9 in between);
+//! - an **address port** (RequestAddress's) whose address no Docker endpoint holds (the
+//!   answer never reached Docker: a lost answer, a crash just before answering);
+//! - a **host interface** plugged for a Neutron port that is gone or no longer holds the
+//!   endpoint the interface was made for.
+//!
+//! Only what kuryr made on this host is considered (ports bound here or carrying this host's
+//! tag, interfaces with `owner=kuryr`); pool ports are the pools' own. An orphan is removed
+//! only once it was seen twice, unchanged (same Neutron revision), and is older than a grace
+//! time, so that a call in flight is never undone under it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use kuryr_binding::{veth_names, PluggedInterface};
+use kuryr_openstack::neutron::{Filters, Port};
+use serde::Serialize;
+
+use crate::error::{neutron_err, DriverError, Result};
+use crate::mapping::{self, DEVICE_OWNER, UNBOUND_PORT_NAME};
+use crate::{Driver, PortMode};
+
+/// What Docker's engine holds on kuryr's networks, as its API shows it.
+#[derive(Debug, Default, Clone)]
+pub struct DockerView {
+    /// Endpoint ids of every container attached to a network of kuryr's driver.
+    pub endpoints: HashSet<String>,
+    /// Their addresses (any network, so a reused address is never taken for an orphan).
+    pub addresses: HashSet<IpAddr>,
+}
+
+/// The kind of an orphan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrphanKind {
+    EndpointPort,
+    AddressPort,
+    HostInterface,
+}
+
+/// One orphan: what it is and why it is one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub kind: OrphanKind,
+    /// The Neutron port id, or the interface's name.
+    pub resource: String,
+    /// Why it is an orphan, in words.
+    pub why: String,
+    #[serde(skip)]
+    target: Target,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Port(Box<Port>),
+    Interface(PluggedInterface),
+}
+
+impl Finding {
+    /// What must be the same in two surveys for the orphan to count as seen twice.
+    fn key(&self) -> (OrphanKind, String, u64) {
+        let revision = match &self.target {
+            Target::Port(p) => p.revision_number,
+            Target::Interface(_) => 0,
+        };
+        (self.kind, self.resource.clone(), revision)
+    }
+}
+
+/// One look at the host.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Survey {
+    pub findings: Vec<Finding>,
+    /// Kuryr ports of this host looked at.
+    pub ports: usize,
+    /// Interfaces kuryr plugged looked at.
+    pub interfaces: usize,
+    /// What could not be compared, and why (Docker's view missing, Open vSwitch unreachable).
+    pub notes: Vec<String>,
+}
+
+impl Survey {
+    /// The findings of `self` also in `earlier`, unchanged: orphans seen twice.
+    pub fn confirmed_by(&self, earlier: &Survey) -> Vec<Finding> {
+        let seen: HashSet<_> = earlier.findings.iter().map(Finding::key).collect();
+        self.findings
+            .iter()
+            .filter(|f| seen.contains(&f.key()))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Driver {
+    /// Looks for orphans; ports updated within `min_age` are left out (a call may be
+    /// working on them). Without `docker`, only host interfaces can be judged.
+    ///
+    /// # Errors
+    /// Neutron could not be read.
+    pub async fn survey(&self, docker: Option<&DockerView>, min_age: Duration) -> Result<Survey> {
+        let mut survey = Survey::default();
+        let ports = self.ports_of_this_host().await?;
+        survey.ports = ports.len();
+        let now = chrono::Utc::now();
+        let old_enough = |p: &Port| {
+            let updated = p.updated_at.as_deref().or(p.created_at.as_deref());
+            updated
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_none_or(|t| {
+                    (now - t.with_timezone(&chrono::Utc))
+                        .to_std()
+                        .is_ok_and(|age| age >= min_age)
+                })
+        };
+        // Addresses are Docker's only under a local control plane: a swarm manager holds
+        // addresses for tasks no node runs yet.
+        let local = self.config.capability_scope != "global";
+        match docker {
+            None => survey.notes.push(
+                "Docker's API was not read: endpoint and address ports were not judged".into(),
+            ),
+            Some(_) if !local => survey.notes.push(
+                "capability_scope = global: the swarm manager holds addresses, so address ports were not judged".into(),
+            ),
+            Some(_) => {}
+        }
+        for port in ports.values().filter(|p| old_enough(p)) {
+            if let Some(finding) = judge_port(port, docker, local) {
+                survey.findings.push(finding);
+            }
+        }
+        if matches!(self.config.port_mode, PortMode::Veth) {
+            match self.survey_interfaces(&ports, &survey.findings).await {
+                Ok((n, found)) => {
+                    survey.interfaces = n;
+                    survey.findings.extend(found);
+                }
+                Err(e) => survey
+                    .notes
+                    .push(format!("host interfaces were not checked: {e}")),
+            }
+        }
+        Ok(survey)
+    }
+
+    /// Removes a confirmed orphan. A port is read again first: one that changed or went
+    /// since the survey is left alone.
+    ///
+    /// # Errors
+    /// Neutron or the host refused; the next round tries again.
+    pub async fn remove_orphan(&self, finding: &Finding) -> Result<bool> {
+        match &finding.target {
+            Target::Port(seen) => {
+                let now = self
+                    .neutron
+                    .ports()
+                    .get_opt(&seen.id)
+                    .await
+                    .map_err(neutron_err(format_args!("reading port {}", seen.id)))?;
+                match now {
+                    Some(port) if port.revision_number == seen.revision_number => {
+                        tracing::info!(port = %port.id, kind = ?finding.kind, "removing an orphan: {}", finding.why);
+                        self.remove_stale_port(&port).await?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            }
+            Target::Interface(iface) => {
+                tracing::info!(interface = %iface.name, port = %iface.port_id, "removing an orphan: {}", finding.why);
+                let binder = self.binder().await?;
+                binder
+                    .ovsdb
+                    .del_ports_of(&iface.port_id)
+                    .await
+                    .map_err(|e| DriverError::host(format!("unplugging {}: {e}", iface.name)))?;
+                for name in [iface.name.clone(), veth_names(&iface.port_id).host] {
+                    binder
+                        .netlink
+                        .delete_link(&name)
+                        .await
+                        .map_err(|e| DriverError::host(format!("deleting {name}: {e}")))?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// The kuryr ports of this host: bound here, or made here (this host's tag).
+    async fn ports_of_this_host(&self) -> Result<HashMap<String, Port>> {
+        let api = self.neutron.ports();
+        let host = &self.config.host_id;
+        let bound = api
+            .list(
+                &Filters::new()
+                    .eq("device_owner", DEVICE_OWNER)
+                    .eq("binding:host_id", host.as_str()),
+            )
+            .await
+            .map_err(neutron_err(format_args!(
+                "listing the kuryr ports bound to {host}"
+            )))?;
+        let made = api
+            .list(&Filters::new().tags([mapping::host_tag(host)]))
+            .await
+            .map_err(neutron_err(format_args!(
+                "listing the ports kuryr made on {host}"
+            )))?;
+        Ok(bound
+            .into_iter()
+            .chain(made)
+            .filter(|p| !p.tags.iter().any(|t| crate::pool::is_pool_tag(t)))
+            .map(|p| (p.id.clone(), p))
+            .collect())
+    }
+
+    /// Interfaces kuryr plugged whose Neutron port is gone or holds another endpoint.
+    async fn survey_interfaces(
+        &self,
+        ports: &HashMap<String, Port>,
+        found: &[Finding],
+    ) -> std::result::Result<(usize, Vec<Finding>), String> {
+        let binder = self.binder().await.map_err(|e| e.message)?;
+        let plugged = binder
+            .ovsdb
+            .kuryr_interfaces()
+            .await
+            .map_err(|e| e.to_string())?;
+        let handled: HashSet<&str> = found.iter().map(|f| f.resource.as_str()).collect();
+        let mut orphans = Vec::new();
+        for iface in &plugged {
+            // A free pool port's interface holds no endpoint; the pools keep it.
+            if iface.port_id.is_empty() || iface.endpoint_id.is_empty() {
+                continue;
+            }
+            if handled.contains(iface.port_id.as_str()) {
+                continue;
+            }
+            let port = match ports.get(&iface.port_id) {
+                Some(p) => Some(p.clone()),
+                None => self
+                    .neutron
+                    .ports()
+                    .get_opt(&iface.port_id)
+                    .await
+                    .map_err(|e| format!("reading port {}: {e}", iface.port_id))?,
+            };
+            let why = match port {
+                None => format!("Neutron has no port {}", iface.port_id),
+                Some(p) if mapping::id_of_tags(&p.tags).as_deref() == Some(&iface.endpoint_id) => {
+                    continue
+                }
+                Some(p) if p.tags.iter().any(|t| crate::pool::is_pool_tag(t)) => continue,
+                Some(_) => format!(
+                    "port {} no longer holds endpoint {}",
+                    iface.port_id, iface.endpoint_id
+                ),
+            };
+            orphans.push(Finding {
+                kind: OrphanKind::HostInterface,
+                resource: iface.name.clone(),
+                why,
+                target: Target::Interface(iface.clone()),
+            });
+        }
+        Ok((plugged.len(), orphans))
+    }
+}
+
+/// Whether one kuryr port of this host is an orphan, by Docker's view.
+fn judge_port(port: &Port, docker: Option<&DockerView>, local: bool) -> Option<Finding> {
+    let docker = docker?;
+    let finding = |kind, why| Finding {
+        kind,
+        resource: port.id.clone(),
+        why,
+        target: Target::Port(Box::new(port.clone())),
+    };
+    if let Some(endpoint) = mapping::id_of_tags(&port.tags) {
+        return (!docker.endpoints.contains(&endpoint)).then(|| {
+            finding(
+                OrphanKind::EndpointPort,
+                format!("Docker has no endpoint {endpoint}"),
+            )
+        });
+    }
+    let address_port = port.name == UNBOUND_PORT_NAME
+        && port.tags.iter().any(|t| t == DEVICE_OWNER)
+        && port.binding_host_id.is_empty();
+    if !local || !address_port {
+        return None;
+    }
+    let addresses: Vec<IpAddr> = port
+        .fixed_ips
+        .iter()
+        .filter_map(|ip| ip.ip_address.parse().ok())
+        .collect();
+    if addresses.iter().any(|a| docker.addresses.contains(a)) {
+        return None;
+    }
+    let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    Some(finding(
+        OrphanKind::AddressPort,
+        format!("no Docker endpoint holds {}", shown.join(", ")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(name: &str, tags: &[&str], ip: &str) -> Port {
+        serde_json::from_value(serde_json::json!({
+            "id": "p1", "name": name, "network_id": "n1",
+            "tags": tags, "fixed_ips": [{"subnet_id": "s1", "ip_address": ip}],
+            "revision_number": 3
+        }))
+        .unwrap()
+    }
+
+    const EP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn ports_are_judged_by_dockers_view() {
+        let ep_tags = mapping::id_tags(&EP.parse().unwrap());
+        let ep_tags: Vec<&str> = ep_tags.iter().map(String::as_str).collect();
+        let bound = port("x", &ep_tags, "10.0.0.5");
+        let address = port(UNBOUND_PORT_NAME, &[DEVICE_OWNER], "10.0.0.6");
+        let mut docker = DockerView::default();
+        assert!(
+            judge_port(&bound, None, true).is_none(),
+            "no view, no judgement"
+        );
+        let f = judge_port(&bound, Some(&docker), true).unwrap();
+        assert_eq!(f.kind, OrphanKind::EndpointPort);
+        assert!(f.why.contains(EP), "{}", f.why);
+        let f = judge_port(&address, Some(&docker), true).unwrap();
+        assert_eq!(f.kind, OrphanKind::AddressPort);
+        assert!(f.why.contains("10.0.0.6"), "{}", f.why);
+        assert!(
+            judge_port(&address, Some(&docker), false).is_none(),
+            "a swarm manager's addresses"
+        );
+        docker.endpoints.insert(EP.into());
+        docker.addresses.insert("10.0.0.6".parse().unwrap());
+        assert!(judge_port(&bound, Some(&docker), true).is_none());
+        assert!(judge_port(&address, Some(&docker), true).is_none());
+    }
+
+    #[test]
+    fn seen_twice_means_unchanged() {
+        let docker = DockerView::default();
+        let f = judge_port(
+            &port(UNBOUND_PORT_NAME, &[DEVICE_OWNER], "10.0.0.6"),
+            Some(&docker),
+            true,
+        )
+        .unwrap();
+        let first = Survey {
+            findings: vec![f.clone()],
+            ..Survey::default()
+        };
+        assert_eq!(first.confirmed_by(&first).len(), 1);
+        let mut changed = f;
+        if let Target::Port(p) = &mut changed.target {
+            p.revision_number += 1;
+        }
+        let second = Survey {
+            findings: vec![changed],
+            ..Survey::default()
+        };
+        assert!(second.confirmed_by(&first).is_empty());
+        assert!(first.confirmed_by(&Survey::default()).is_empty());
+    }
+}

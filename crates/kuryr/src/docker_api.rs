@@ -1,0 +1,80 @@
+//! Docker's own view, read from its API socket for the reconciler: the endpoints and
+//! addresses of every container on every network. All networks, not only this plugin's:
+//! endpoint ids are unique, so a port whose endpoint Docker has anywhere (another kuryr
+//! plugin name, the upstream driver) is never taken for an orphan.
+
+use std::path::Path;
+
+use kuryr_driver::reconcile::DockerView;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::unix_http;
+
+/// Docker 20.10's API version (the oldest engine kuryr is tested with).
+const API: &str = "/v1.41";
+
+#[derive(Debug, Deserialize)]
+struct NetworkSummary {
+    #[serde(rename = "Id")]
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NetworkDetail {
+    #[serde(rename = "Containers", default)]
+    containers: std::collections::HashMap<String, Attached>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Attached {
+    #[serde(rename = "EndpointID", default)]
+    endpoint_id: String,
+    #[serde(rename = "IPv4Address", default)]
+    ipv4: String,
+    #[serde(rename = "IPv6Address", default)]
+    ipv6: String,
+}
+
+/// Docker's view of its networks.
+///
+/// # Errors
+/// Docker's API cannot be reached or answers something else than its API documents.
+pub async fn view(socket: &Path) -> Result<DockerView, String> {
+    let networks: Vec<NetworkSummary> = get(socket, &format!("{API}/networks")).await?;
+    let mut view = DockerView::default();
+    for net in networks {
+        let detail: NetworkDetail = match get(socket, &format!("{API}/networks/{}", net.id)).await {
+            Ok(d) => d,
+            // Removed since the list: it holds nothing any more.
+            Err(e) if e.contains("404") => continue,
+            Err(e) => return Err(e),
+        };
+        for attached in detail.containers.values() {
+            view.endpoints.insert(attached.endpoint_id.clone());
+            for cidr in [&attached.ipv4, &attached.ipv6] {
+                let bare = cidr.split('/').next().unwrap_or_default();
+                if let Ok(ip) = bare.parse() {
+                    view.addresses.insert(ip);
+                }
+            }
+        }
+    }
+    Ok(view)
+}
+
+async fn get<T: serde::de::DeserializeOwned>(socket: &Path, path: &str) -> Result<T, String> {
+    let (status, body) = unix_http::request(socket, "GET", path, &[])
+        .await
+        .map_err(|e| format!("Docker's API on {}: {e}", socket.display()))?;
+    if status != 200 {
+        let message = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        return Err(format!(
+            "Docker's API answered {status} to GET {path}: {message}"
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("Docker's answer to GET {path}: {e}"))
+}
