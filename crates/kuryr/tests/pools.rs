@@ -520,6 +520,52 @@ async fn after_kill_9_no_port_is_lost_leaked_or_handed_out_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_do_not_grow_the_pools() {
+    let cidr = "10.206.7.0/24";
+    with_kuryr_unstarted("pool-restarts", &[cidr], |k| async move {
+        let settings = "ports_pool_min = 3\nports_pool_batch = 3\nports_pool_update_frequency = 1";
+        let conf = start_pooled(&k, settings).await;
+        let net = k.name("net");
+        let docker_id = k.create_network(&net, &["--subnet", cidr]).await;
+        let network = k.network_of(&docker_id).await;
+        let first = k.name("c0");
+        k.run(&first, &["--net", &net]).await;
+        eventually("the pool filled", || async {
+            (free_pool_ports(&k, &network.id).await.len() >= 3).then_some(())
+        })
+        .await;
+        for round in 1..=4 {
+            {
+                let mut daemon = k.daemon.lock().unwrap();
+                let d = daemon.as_mut().unwrap();
+                d.child.kill().unwrap();
+                d.child.wait().unwrap();
+            }
+            k.serve_with(&conf, &plugin_socket(&k), false).await;
+            // A container at once: its address may be asked before the free ports are
+            // counted again.
+            let c = k.name(&format!("r{round}"));
+            k.run(&c, &["--net", &net]).await;
+            k.remove_container(&c).await;
+        }
+        eventually("the pools settled", || async {
+            let (free, _) = pool_counts(&k, &conf, &network.id);
+            (free >= 3).then_some(())
+        })
+        .await;
+        let free = free_pool_ports(&k, &network.id).await.len();
+        assert!(
+            free <= 3 + 3,
+            "after 4 restarts the pool holds {free} free ports, more than ports_pool_min + one batch"
+        );
+        k.remove_container(&first).await;
+        k.remove_network(&net).await;
+        assert!(k.ports_on(&network.id).await.is_empty(), "no port leaked");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_network_is_prefilled_when_configured() {
     let cidr = "10.206.5.0/24";
     with_kuryr_unstarted("pool-prefill", &[cidr], |k| async move {

@@ -115,22 +115,24 @@ impl Pools {
     }
 
     /// How many ports bring the pool back to `ports_pool_min`: at least a batch, never
-    /// beyond `ports_pool_max`.
+    /// beyond its bound ([`Pools::max_free`]). Ports a scan is putting back count as free;
+    /// before the first scan nothing is made (the pool is remembered for the next round).
     fn shortfall(&self, key: &PoolKey) -> usize {
-        let st = self.state();
+        let mut st = self.state();
         if st.closing.contains(&key.network_id) {
             return 0;
         }
-        let free = st.free.get(key).map_or(0, |f| f.len());
+        if !st.scanned {
+            st.free.entry(key.clone()).or_default();
+            return 0;
+        }
+        let free =
+            st.free.get(key).map_or(0, |f| f.len()) + st.recovering.get(key).copied().unwrap_or(0);
         if free >= self.config.min {
             return 0;
         }
         let wanted = self.config.batch.max(self.config.min - free);
-        if self.config.max > 0 {
-            wanted.min(self.config.max.saturating_sub(free))
-        } else {
-            wanted
-        }
+        wanted.min(self.max_free(&st, key).saturating_sub(free))
     }
 
     async fn refill(self: &Arc<Self>, key: &PoolKey) {
@@ -168,11 +170,10 @@ impl Pools {
         let _creating = Creating::new(&self.creating);
         let mut added = 0;
         while added < count {
-            let room = if self.config.max > 0 {
-                let free = self.state().free.get(&key).map_or(0, |f| f.len());
-                self.config.max.saturating_sub(free)
-            } else {
-                usize::MAX
+            let room = {
+                let st = self.state();
+                let free = st.free.get(&key).map_or(0, |f| f.len());
+                self.max_free(&st, &key).saturating_sub(free)
             };
             let n = (count - added).min(self.config.batch).min(room);
             if n == 0 {

@@ -116,8 +116,13 @@ impl Pools {
             }
             Job::Recover { port, key } => {
                 self.ready_interface(&port).await;
-                if self.put_free(key, *port) {
-                    self.state().counters.recovered += 1;
+                let pooled = self.put_free(key.clone(), *port);
+                let mut st = self.state();
+                if let Some(n) = st.recovering.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                }
+                if pooled {
+                    st.counters.recovered += 1;
                 }
             }
             Job::Delete { port_id } => self.delete(&port_id).await,
@@ -172,8 +177,7 @@ impl Pools {
         let full_or_closing = {
             let st = self.state();
             st.closing.contains(&key.network_id)
-                || (self.config.max > 0
-                    && st.free.get(&key).map_or(0, |f| f.len()) >= self.config.max)
+                || st.free.get(&key).map_or(0, |f| f.len()) >= self.max_free(&st, &key)
         };
         if full_or_closing {
             self.delete(&port.id).await;

@@ -44,7 +44,8 @@ pub use jobs::Job;
 pub struct PoolConfig {
     /// `ports_pool_min`: below this many free ports a pool is refilled.
     pub min: usize,
-    /// `ports_pool_max`: above this many free ports released ones are deleted (0: no limit).
+    /// `ports_pool_max`: above this many free ports released ones are deleted (0: a quarter
+    /// of the subnet, [`subnet_cap`]).
     pub max: usize,
     /// `ports_pool_batch`: ports per bulk request.
     pub batch: usize,
@@ -186,7 +187,29 @@ struct State {
     owned: HashSet<String>,
     /// Networks' MTUs, for the veth pairs of their free ports.
     mtu: HashMap<String, u32>,
+    /// Whether a scan of Neutron has counted this host's pool ports since the start: no
+    /// refill before, or every restart would add a pool's worth of ports.
+    scanned: bool,
+    /// Ports found free by a scan and on their way back into their pool; a refill counts them.
+    recovering: HashMap<PoolKey, usize>,
+    /// The bound of each subnet's pool when `ports_pool_max` sets none (see [`subnet_cap`]).
+    caps: HashMap<String, usize>,
     counters: PoolCounters,
+}
+
+/// Without `ports_pool_max`, a pool holds at most a quarter of its subnet's addresses, so
+/// that pools never exhaust a subnet.
+pub fn subnet_cap(cidr: &str) -> usize {
+    let Ok(net) = cidr.parse::<ipnet::IpNet>() else {
+        return usize::MAX;
+    };
+    let host_bits = u32::from(net.max_prefix_len() - net.prefix_len());
+    if host_bits >= 40 {
+        return usize::MAX;
+    }
+    // Less the network, broadcast and gateway addresses.
+    let addresses = (1u64 << host_bits).saturating_sub(3);
+    usize::try_from(addresses / 4).unwrap_or(usize::MAX).max(1)
 }
 
 /// The pools of this daemon (one per host).
@@ -258,8 +281,20 @@ impl Pools {
         vec![DEVICE_OWNER.to_string(), self.tag()]
     }
 
+    /// The most free ports `key`'s pool may hold: `ports_pool_max`, else its subnet's cap.
+    fn max_free(&self, st: &State, key: &PoolKey) -> usize {
+        if self.config.max > 0 {
+            return self.config.max;
+        }
+        st.caps.get(&key.subnet_id).copied().unwrap_or(usize::MAX)
+    }
+
     /// The pool a container on `subnet` takes from, once the defaults are known.
     fn wanted_key(&self, subnet: &Subnet) -> Option<PoolKey> {
+        self.state()
+            .caps
+            .entry(subnet.id.clone())
+            .or_insert_with(|| subnet_cap(&subnet.cidr));
         let d = self.defaults.get()?;
         Some(PoolKey {
             network_id: subnet.network_id.clone(),
@@ -526,8 +561,9 @@ impl Pools {
             }
             st.known.insert(port.id.clone());
             let closing = st.closing.contains(&key.network_id);
+            let max = self.max_free(&st, &key);
             let free = st.free.entry(key).or_default();
-            let full = self.config.max > 0 && free.len() >= self.config.max;
+            let full = free.len() >= max;
             if !closing && !full {
                 free.push_back(port.clone());
             }
@@ -537,5 +573,19 @@ impl Pools {
             self.enqueue(Job::Delete { port_id: port.id });
         }
         pooled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_never_holds_more_than_a_quarter_of_its_subnet() {
+        assert_eq!(subnet_cap("10.0.0.0/24"), 63);
+        assert_eq!(subnet_cap("10.0.0.0/29"), 1);
+        assert_eq!(subnet_cap("10.0.0.0/30"), 1);
+        assert_eq!(subnet_cap("fd00::/64"), usize::MAX);
+        assert_eq!(subnet_cap("not a cidr"), usize::MAX);
     }
 }

@@ -100,7 +100,11 @@ impl Pools {
                 continue;
             }
             if let (true, Some(key)) = (free_like, key.clone()) {
-                self.state().known.insert(port.id.clone());
+                {
+                    let mut st = self.state();
+                    st.known.insert(port.id.clone());
+                    *st.recovering.entry(key.clone()).or_default() += 1;
+                }
                 self.enqueue(Job::Recover {
                     port: Box::new(port),
                     key,
@@ -138,7 +142,9 @@ impl Pools {
                 }
             }
         }
-        self.state().doubt = doubt;
+        let mut st = self.state();
+        st.doubt = doubt;
+        st.scanned = true;
     }
 
     /// The pool a port in doubt goes back to: its subnet's, with the default groups.

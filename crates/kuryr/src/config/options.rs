@@ -86,7 +86,7 @@ pub struct BindingOptions {
 pub struct VifPoolOptions {
     pub enabled: bool,
     pub ports_pool_min: u32,
-    /// Zero: no maximum.
+    /// Zero: no fixed maximum; a pool then holds at most a quarter of its subnet.
     pub ports_pool_max: u32,
     pub ports_pool_batch: u32,
     pub ports_pool_update_frequency: Duration,
