@@ -640,32 +640,56 @@ impl Driver {
         if self.pooled_release(req).await? {
             return Ok(Empty {});
         }
-        let Some(pool) = self.pool(&req.pool_id).await? else {
-            return Ok(Empty {});
+        if !mapping::is_uuid(req.pool_id.as_str()) {
+            // Not a pool of kuryr's: refused as RequestAddress refuses it, and not recorded.
+            return self.pool(&req.pool_id).await.map(|_| Empty {});
+        }
+        // Finding the ports takes Neutron requests that may fail: the record comes first.
+        let teardown = Teardown::ReleaseAddressIn {
+            pool_id: req.pool_id.as_str().to_owned(),
+            address: ip.to_string(),
+            recorded_at: chrono::Utc::now().to_rfc3339(),
+        };
+        self.finishing(teardown, async {
+            self.release_address_in(&req.pool_id, ip, None).await?;
+            Ok(Empty {})
+        })
+        .await
+    }
+
+    /// Releases the kuryr ports of `pool` that hold `ip`; with `made_before` (a record sent
+    /// again), only ports Neutron made by then (its times have whole seconds, hence `<=`):
+    /// a later one holds the address for someone else.
+    pub(crate) async fn release_address_in(
+        &self,
+        pool_id: &PoolId,
+        ip: IpAddr,
+        made_before: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()> {
+        let Some(pool) = self.pool(pool_id).await? else {
+            return Ok(());
         };
         let Some(subnet) = self.subnet_of_pool(&pool).await? else {
-            return Ok(Empty {});
+            return Ok(());
         };
+        let before = made_before.map(|t| t.timestamp());
         let ports: Vec<Port> = self
             .ports_holding(&subnet.network_id, &subnet.id, &ip.to_string())
             .await?
             .into_iter()
             .filter(is_released_by_ipam)
+            .filter(|p| {
+                let Some(before) = before else { return true };
+                p.created_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|made| made.timestamp() <= before)
+            })
             .collect();
-        if ports.is_empty() {
-            return Ok(Empty {});
+        for port in &ports {
+            self.release_port(port).await?;
         }
-        let teardown = Teardown::ReleaseAddress {
-            address: ip.to_string(),
-            ports: ports.iter().map(|p| p.id.clone()).collect(),
-        };
-        self.finishing(teardown, async {
-            for port in &ports {
-                self.release_port(port).await?;
-            }
-            Ok(Empty {})
-        })
-        .await
+        Ok(())
     }
 
     /// What ReleaseAddress does to a port that held the address: an adopted one is given

@@ -485,6 +485,18 @@ impl Driver {
         Ok(())
     }
 
+    /// Whether the host has the veth kuryr makes for `port`.
+    async fn has_host_interface(&self, port: &Port) -> Result<bool> {
+        let name = kuryr_binding::veth_names(&port.id).host;
+        let binder = self.binder().await?;
+        binder
+            .netlink
+            .link(&name)
+            .await
+            .map(|l| l.is_some())
+            .map_err(|e| DriverError::host(format!("looking for {name}: {e}")))
+    }
+
     /// Removes a port no operation will finish, with its host side: a port the user made and
     /// a container adopted is given back instead; a port that is not kuryr's is left alone.
     pub(crate) async fn remove_stale_port(&self, port: &Port) -> Result<()> {
@@ -495,12 +507,20 @@ impl Driver {
         if !adopted && !ours {
             return Ok(());
         }
-        if let Some(endpoint) = mapping::id_of_tags(&port.tags) {
-            tracing::info!(port = %port.id, %endpoint, "removing an endpoint Docker no longer has");
-            match &self.config.port_mode {
-                PortMode::Veth => self.unplug(&endpoint, port).await?,
-                PortMode::Nested(nested) => self.unplug_nested(nested, port).await?,
+        match (mapping::id_of_tags(&port.tags), &self.config.port_mode) {
+            (Some(endpoint), mode) => {
+                tracing::info!(port = %port.id, %endpoint, "removing an endpoint Docker no longer has");
+                match mode {
+                    PortMode::Veth => self.unplug(&endpoint, port).await?,
+                    PortMode::Nested(nested) => self.unplug_nested(nested, port).await?,
+                }
             }
+            // A free pool port waits plugged in, with no endpoint: its interface goes too.
+            (None, PortMode::Veth) if self.has_host_interface(port).await? => {
+                tracing::info!(port = %port.id, "removing the interface of a port nobody holds");
+                self.unplug("", port).await?;
+            }
+            (None, _) => {}
         }
         if adopted {
             return self.release_port(port).await;

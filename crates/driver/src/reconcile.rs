@@ -236,11 +236,7 @@ impl Driver {
         let handled: HashSet<&str> = found.iter().map(|f| f.resource.as_str()).collect();
         let mut orphans = Vec::new();
         for iface in &plugged {
-            // A free pool port's interface holds no endpoint; the pools keep it.
-            if iface.port_id.is_empty() || iface.endpoint_id.is_empty() {
-                continue;
-            }
-            if handled.contains(iface.port_id.as_str()) {
+            if iface.port_id.is_empty() || handled.contains(iface.port_id.as_str()) {
                 continue;
             }
             let port = match ports.get(&iface.port_id) {
@@ -254,6 +250,8 @@ impl Driver {
             };
             let why = match port {
                 None => format!("Neutron has no port {}", iface.port_id),
+                // A free pool port's interface holds no endpoint; the pools keep it.
+                Some(_) if iface.endpoint_id.is_empty() => continue,
                 Some(p) if mapping::id_of_tags(&p.tags).as_deref() == Some(&iface.endpoint_id) => {
                     continue
                 }

@@ -8,7 +8,9 @@
 //!
 //! A record holds only what identifies the work without ambiguity even much later: Docker's
 //! endpoint and network ids are never reused, and ReleaseAddress records the Neutron port
-//! ids it found (an address may be handed out again, a port id never).
+//! ids it found (an address may be handed out again, a port id never) or, when Neutron could
+//! not be asked which ports those are, the pool, the address and the time: only ports made
+//! before then are released when it is sent again.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -35,6 +37,13 @@ pub enum Teardown {
         address: String,
         ports: Vec<String>,
     },
+    /// A released address whose ports are not known yet; ports made after `recorded_at`
+    /// (RFC 3339) hold it again for someone else and are left alone.
+    ReleaseAddressIn {
+        pool_id: String,
+        address: String,
+        recorded_at: String,
+    },
     DeleteNetwork {
         network_id: String,
     },
@@ -56,6 +65,12 @@ impl Teardown {
                 ports.sort();
                 format!("release-address-{}.json", ports.join("_"))
             }
+            Teardown::ReleaseAddressIn {
+                pool_id, address, ..
+            } => format!(
+                "release-address-in-{pool_id}-{}.json",
+                address.replace(':', "-")
+            ),
             Teardown::DeleteNetwork { network_id } => format!("delete-network-{network_id}.json"),
         }
     }
@@ -66,7 +81,7 @@ impl Teardown {
             Teardown::DeleteEndpoint { network_id, .. }
             | Teardown::RevokeExternalConnectivity { network_id, .. }
             | Teardown::DeleteNetwork { network_id } => Some(network_id),
-            Teardown::ReleaseAddress { .. } => None,
+            Teardown::ReleaseAddress { .. } | Teardown::ReleaseAddressIn { .. } => None,
         }
     }
 
@@ -86,6 +101,15 @@ impl Teardown {
             } => valid(network_id) && valid(endpoint_id),
             Teardown::DeleteNetwork { network_id } => valid(network_id),
             Teardown::ReleaseAddress { ports, .. } => !ports.is_empty(),
+            Teardown::ReleaseAddressIn {
+                pool_id,
+                address,
+                recorded_at,
+            } => {
+                crate::mapping::is_uuid(pool_id)
+                    && address.parse::<std::net::IpAddr>().is_ok()
+                    && chrono::DateTime::parse_from_rfc3339(recorded_at).is_ok()
+            }
         }
     }
 
@@ -112,6 +136,9 @@ impl std::fmt::Display for Teardown {
                     ports.join(", ")
                 )
             }
+            Teardown::ReleaseAddressIn {
+                pool_id, address, ..
+            } => write!(f, "ReleaseAddress of {address} (pool {pool_id})"),
             Teardown::DeleteNetwork { network_id } => {
                 write!(f, "DeleteNetwork of network {network_id}")
             }
@@ -401,6 +428,24 @@ impl crate::Driver {
                 }
                 Ok(())
             }
+            Teardown::ReleaseAddressIn {
+                pool_id,
+                address,
+                recorded_at,
+            } => {
+                let invalid = || {
+                    crate::DriverError::invalid(format!(
+                        "a teardown record names pool {pool_id}, address {address} at \
+                         {recorded_at}; remove the record"
+                    ))
+                };
+                let pool = pool_id.parse().map_err(|_| invalid())?;
+                let ip = address.parse().map_err(|_| invalid())?;
+                let before = chrono::DateTime::parse_from_rfc3339(recorded_at)
+                    .map_err(|_| invalid())?
+                    .with_timezone(&chrono::Utc);
+                self.release_address_in(&pool, ip, Some(before)).await
+            }
         }
     }
 }
@@ -494,6 +539,27 @@ mod tests {
         std::fs::write(d.join(bad.file_name()), serde_json::to_vec(&bad).unwrap()).unwrap();
         assert!(j.take_due().is_empty());
         assert!(j.unfinished().is_empty());
+    }
+
+    #[test]
+    fn a_release_by_address_names_a_safe_file_and_is_checked() {
+        let ok = Teardown::ReleaseAddressIn {
+            pool_id: "9a7c1f0e-3b2d-4c5e-8f6a-1b2c3d4e5f60".into(),
+            address: "fd00::5".into(),
+            recorded_at: "2026-12-03T12:00:00.5+00:00".into(),
+        };
+        assert!(ok.names_valid_ids());
+        assert!(
+            Teardown::is_safe_name(&ok.file_name()),
+            "{}",
+            ok.file_name()
+        );
+        let bad = Teardown::ReleaseAddressIn {
+            pool_id: "../x".into(),
+            address: "10.0.0.5".into(),
+            recorded_at: "now".into(),
+        };
+        assert!(!bad.names_valid_ids());
     }
 
     #[test]

@@ -260,3 +260,61 @@ async fn a_port_create_whose_answer_was_lost_is_found_not_made_twice() {
     flow.remove().await;
     assert!(network_id_of(&n, &flow.docker_net).await.is_none());
 }
+
+#[tokio::test]
+async fn a_release_whose_lookup_fails_is_finished_once_neutron_answers() {
+    let (proxy, plugin) = plugin_behind_proxy().await;
+    let n = neutron();
+    let (flow, net) = network(&plugin, &n, 206).await;
+    let address = plugin
+        .ok(
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": flow.pools[0], "Address": "",
+                   "Options": {"com.docker.network.endpoint.macaddress": mac(70)}}),
+        )
+        .await["Address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = ports_with_ip(&n, &net, bare(&address)).await.pop().unwrap();
+
+    // Neutron cannot say which port holds the address.
+    proxy.set_rules(vec![Rule::new("GET", "/v2.0/ports", Action::Down)]);
+    let (status, answer) = plugin
+        .call(
+            "/IpamDriver.ReleaseAddress",
+            json!({"PoolID": flow.pools[0], "Address": bare(&address)}),
+        )
+        .await;
+    assert_ne!(status, 200, "{answer}");
+    assert!(
+        err_text(&answer).contains("again in the background"),
+        "{answer}"
+    );
+    assert_eq!(plugin.driver.unfinished_teardowns().len(), 1);
+    assert!(n.ports().get_opt(&port.id).await.unwrap().is_some());
+
+    proxy.clear();
+    eventually("the released port goes", Duration::from_secs(60), || {
+        let (n, id) = (n.clone(), port.id.clone());
+        async move {
+            n.ports()
+                .get_opt(&id)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    eventually("the record goes", Duration::from_secs(10), || async {
+        plugin
+            .driver
+            .unfinished_teardowns()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    flow.remove().await;
+    assert!(network_id_of(&n, &flow.docker_net).await.is_none());
+}
