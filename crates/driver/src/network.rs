@@ -120,6 +120,8 @@ impl Driver {
             .await
             .map_err(neutron_err(format_args!("creating network {name}")))?;
         undo.created_network = Some(network.id.clone());
+        // This host's tag: its reconciler may remove the network once Docker has none such.
+        tags.push(mapping::host_tag(&self.config.host_id));
         api.replace_tags(&network.id, &tags)
             .await
             .map_err(neutron_err(format_args!("tagging network {}", network.id)))?;

@@ -8,7 +8,10 @@
 //! - an **address port** (RequestAddress's) whose address no Docker endpoint holds (the
 //!   answer never reached Docker: a lost answer, a crash just before answering);
 //! - a **host interface** plugged for a Neutron port that is gone or no longer holds the
-//!   endpoint the interface was made for.
+//!   endpoint the interface was made for;
+//! - a **network** kuryr created on this host whose Docker network Docker does not have (a
+//!   CreateNetwork whose answer never reached Docker; Docker 20.10 forgets a network whose
+//!   DeleteNetwork failed): it goes as DeleteNetwork would remove it, subnets and pools too.
 //!
 //! Only what kuryr made on this host is considered (ports bound here or carrying this host's
 //! tag, interfaces with `owner=kuryr`); pool ports are the pools' own. An orphan is removed
@@ -20,7 +23,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use kuryr_binding::{veth_names, PluggedInterface};
-use kuryr_openstack::neutron::{Filters, Port};
+use kuryr_libnetwork::network::NetworkRequest;
+use kuryr_openstack::neutron::{Filters, Network, Port};
 use serde::Serialize;
 
 use crate::error::{neutron_err, DriverError, Result};
@@ -34,6 +38,8 @@ pub struct DockerView {
     pub endpoints: HashSet<String>,
     /// Their addresses (any network, so a reused address is never taken for an orphan).
     pub addresses: HashSet<IpAddr>,
+    /// The ids of all of Docker's networks.
+    pub networks: HashSet<String>,
 }
 
 /// The kind of an orphan.
@@ -43,6 +49,7 @@ pub enum OrphanKind {
     EndpointPort,
     AddressPort,
     HostInterface,
+    Network,
 }
 
 /// One orphan: what it is and why it is one.
@@ -61,6 +68,8 @@ pub struct Finding {
 enum Target {
     Port(Box<Port>),
     Interface(PluggedInterface),
+    /// A Neutron network and the Docker network id its tags carry.
+    Network(Box<Network>, String),
 }
 
 impl Finding {
@@ -68,6 +77,7 @@ impl Finding {
     fn key(&self) -> (OrphanKind, String, u64) {
         let revision = match &self.target {
             Target::Port(p) => p.revision_number,
+            Target::Network(n, _) => n.revision_number,
             Target::Interface(_) => 0,
         };
         (self.kind, self.resource.clone(), revision)
@@ -80,6 +90,8 @@ pub struct Survey {
     pub findings: Vec<Finding>,
     /// Kuryr ports of this host looked at.
     pub ports: usize,
+    /// Networks kuryr created on this host looked at.
+    pub networks: usize,
     /// Interfaces kuryr plugged looked at.
     pub interfaces: usize,
     /// What could not be compared, and why (Docker's view missing, Open vSwitch unreachable).
@@ -110,14 +122,11 @@ impl Driver {
         survey.ports = ports.len();
         let now = chrono::Utc::now();
         let old_enough = |p: &Port| {
-            let updated = p.updated_at.as_deref().or(p.created_at.as_deref());
-            updated
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .is_none_or(|t| {
-                    (now - t.with_timezone(&chrono::Utc))
-                        .to_std()
-                        .is_ok_and(|age| age >= min_age)
-                })
+            old_enough_at(
+                p.updated_at.as_deref().or(p.created_at.as_deref()),
+                now,
+                min_age,
+            )
         };
         // Addresses are Docker's only under a local control plane: a swarm manager holds
         // addresses for tasks no node runs yet.
@@ -134,6 +143,29 @@ impl Driver {
         for port in ports.values().filter(|p| old_enough(p)) {
             if let Some(finding) = judge_port(port, docker, local) {
                 survey.findings.push(finding);
+            }
+        }
+        if let (Some(docker), true) = (docker, local) {
+            let networks = self.networks_of_this_host().await?;
+            survey.networks = networks.len();
+            for network in networks.iter().filter(|n| {
+                old_enough_at(
+                    n.updated_at.as_deref().or(n.created_at.as_deref()),
+                    now,
+                    min_age,
+                )
+            }) {
+                let Some(docker_id) = mapping::id_of_tags(&network.tags) else {
+                    continue;
+                };
+                if !docker.networks.contains(&docker_id) {
+                    survey.findings.push(Finding {
+                        kind: OrphanKind::Network,
+                        resource: network.id.clone(),
+                        why: format!("Docker has no network {docker_id}"),
+                        target: Target::Network(Box::new(network.clone()), docker_id),
+                    });
+                }
             }
         }
         if matches!(self.config.port_mode, PortMode::Veth) {
@@ -168,6 +200,27 @@ impl Driver {
                     Some(port) if port.revision_number == seen.revision_number => {
                         tracing::info!(port = %port.id, kind = ?finding.kind, "removing an orphan: {}", finding.why);
                         self.remove_stale_port(&port).await?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            }
+            Target::Network(seen, docker_id) => {
+                let now = self
+                    .neutron
+                    .networks()
+                    .get_opt(&seen.id)
+                    .await
+                    .map_err(neutron_err(format_args!("reading network {}", seen.id)))?;
+                match now {
+                    Some(n) if n.revision_number == seen.revision_number => {
+                        tracing::info!(network = %n.id, "removing an orphan: {}", finding.why);
+                        let req = NetworkRequest {
+                            network_id: docker_id.parse().map_err(|e: String| {
+                                DriverError::invalid(format!("network {}: {e}", n.id))
+                            })?,
+                        };
+                        self.delete_network(&req).await?;
                         Ok(true)
                     }
                     _ => Ok(false),
@@ -221,6 +274,19 @@ impl Driver {
             .collect())
     }
 
+    /// The networks kuryr created on this host (an adopted network is the user's and carries
+    /// no host tag).
+    async fn networks_of_this_host(&self) -> Result<Vec<Network>> {
+        let host = &self.config.host_id;
+        self.neutron
+            .networks()
+            .list(&Filters::new().tags([mapping::host_tag(host)]))
+            .await
+            .map_err(neutron_err(format_args!(
+                "listing the networks kuryr made on {host}"
+            )))
+    }
+
     /// Interfaces kuryr plugged whose Neutron port is gone or holds another endpoint.
     async fn survey_interfaces(
         &self,
@@ -270,6 +336,22 @@ impl Driver {
         }
         Ok((plugged.len(), orphans))
     }
+}
+
+/// Whether a resource last changed at `changed` (RFC 3339; unknown counts as old) is at
+/// least `min_age` old at `now`.
+fn old_enough_at(
+    changed: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+    min_age: Duration,
+) -> bool {
+    changed
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_none_or(|t| {
+            (now - t.with_timezone(&chrono::Utc))
+                .to_std()
+                .is_ok_and(|age| age >= min_age)
+        })
 }
 
 /// Whether one kuryr port of this host is an orphan, by Docker's view.

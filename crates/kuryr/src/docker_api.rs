@@ -44,6 +44,7 @@ pub async fn view(socket: &Path) -> Result<DockerView, String> {
     let networks: Vec<NetworkSummary> = get(socket, &format!("{API}/networks")).await?;
     let mut view = DockerView::default();
     for net in networks {
+        view.networks.insert(net.id.clone());
         let detail: NetworkDetail = match get(socket, &format!("{API}/networks/{}", net.id)).await {
             Ok(d) => d,
             // Removed since the list: it holds nothing any more.

@@ -46,8 +46,10 @@ pub struct GcReport {
     /// Orphans seen twice (removed, unless `dry_run`).
     pub orphans: Vec<Orphan>,
     pub removed: usize,
-    /// Kuryr ports and plugged interfaces of this host looked at.
+    /// Kuryr ports, networks and plugged interfaces of this host looked at.
     pub ports: usize,
+    #[serde(default)]
+    pub networks: usize,
     pub interfaces: usize,
     /// What was not compared, and why.
     pub notes: Vec<String>,
@@ -157,6 +159,7 @@ impl Reconciler {
         let mut report = GcReport {
             dry_run,
             ports: survey.ports,
+            networks: survey.networks,
             interfaces: survey.interfaces,
             notes: survey.notes.clone(),
             ..GcReport::default()

@@ -1,6 +1,7 @@
 //! The reconciler and `kuryr gc` against the real Neutron, Open vSwitch and Docker engine:
 //! orphans of each kind are made the way crashes and lost answers make them (the calls that
-//! would undo them never come), then found, reported by a dry run and removed.
+//! would undo them never come; the network itself is one Docker never had), then found,
+//! reported by a dry run and removed.
 //!
 //! One test in its own binary: the reconciler judges every kuryr port of this host, so no
 //! other in-process plugin (whose ports Docker does not know) may run beside it.
@@ -106,6 +107,7 @@ async fn orphans_are_found_reported_and_removed() {
         ("the address port", &address_port.id),
         ("the endpoint port", &endpoint_port.id),
         ("the interface of the deleted port", &gone_tap),
+        ("the network Docker never had", &net),
     ] {
         assert!(found.contains(id), "{what} ({id}) is reported: {dry:#?}");
     }
@@ -140,6 +142,10 @@ async fn orphans_are_found_reported_and_removed() {
     }
     assert!(!link_exists(&endpoint_tap), "{endpoint_tap} is gone");
     assert!(!link_exists(&gone_tap), "{gone_tap} is gone");
+    assert!(
+        network_of(&n, &flow.docker_net).await.is_none(),
+        "the network goes as DeleteNetwork removes it"
+    );
 
     // Nothing of this network is left to find.
     let after = reconciler
@@ -152,7 +158,7 @@ async fn orphans_are_found_reported_and_removed() {
         .unwrap();
     let found = resources(&after);
     assert!(
-        ![&address_port.id, &endpoint_port.id, &gone_tap]
+        ![&address_port.id, &endpoint_port.id, &gone_tap, &net]
             .iter()
             .any(|id| found.contains(*id)),
         "{after:#?}"
