@@ -86,7 +86,7 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     let driver = Arc::new(Driver::new(neutron, driver_config));
     let metrics = Arc::new(Metrics::default());
     let app = server::router(driver.clone(), metrics.clone());
-    let unix = listen::bind_unix(&opts.socket)
+    let unix = listen::bind_unix_group(&opts.socket, config.default.socket_group.as_deref())
         .await
         .map_err(|e| e.to_string())?;
     let _socket_guard = listen::SocketGuard(opts.socket.clone());

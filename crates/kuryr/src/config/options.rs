@@ -52,6 +52,9 @@ pub struct DefaultOptions {
     /// How long a port must be left untouched before the reconciler may call it an orphan.
     pub orphan_min_age: Duration,
     pub subnetpool_name_prefix: String,
+    /// The group given the plugin socket, a name or a numeric gid (kuryr's own option;
+    /// unset: the daemon's own group).
+    pub socket_group: Option<String>,
     pub debug: bool,
     pub log_file: Option<PathBuf>,
     pub log_dir: Option<PathBuf>,
@@ -142,6 +145,7 @@ const DEFAULT_KNOWN: &[&str] = &[
     "reconcile_interval",
     "orphan_min_age",
     "subnetpool_name_prefix",
+    "socket_group",
     "debug",
     "log_file",
     "log_dir",
@@ -425,6 +429,7 @@ impl DefaultOptions {
                 .opt_seconds("orphan_min_age")?
                 .unwrap_or(Duration::from_secs(60)),
             subnetpool_name_prefix: s.string("subnetpool_name_prefix", "kuryrPool"),
+            socket_group: s.opt_string("socket_group"),
             debug: s.bool("debug", false)?,
             log_file: s.opt_string("log_file").map(PathBuf::from),
             log_dir: s.opt_string("log_dir").map(PathBuf::from),

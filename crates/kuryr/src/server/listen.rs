@@ -20,6 +20,63 @@ pub async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     bind_unix_mode(path, SOCKET_MODE).await
 }
 
+/// [`bind_unix`], then the socket given `group` (`[DEFAULT] socket_group`: a group name from
+/// /etc/group or a numeric gid), so that the members of that group may call the plugin.
+/// Without a group the socket keeps the daemon's own group.
+pub async fn bind_unix_group(path: &Path, group: Option<&str>) -> io::Result<UnixListener> {
+    // Resolved before binding: a group that does not exist leaves no socket behind.
+    let gid = match group {
+        Some(group) => {
+            let groups = std::fs::read_to_string(GROUP_FILE).unwrap_or_default();
+            Some(group_id(group, &groups)?)
+        }
+        None => None,
+    };
+    let listener = bind_unix(path).await?;
+    if let Some(gid) = gid {
+        if let Err(e) = std::os::unix::fs::chown(path, None, Some(gid)) {
+            let _ = std::fs::remove_file(path);
+            return Err(with_path(
+                e,
+                &format!("giving [DEFAULT] socket_group (gid {gid}) to"),
+                path,
+            ));
+        }
+    }
+    Ok(listener)
+}
+
+/// Where group names are looked up (no NSS: a group only a directory service knows is given
+/// by its number).
+const GROUP_FILE: &str = "/etc/group";
+
+/// The gid of `group`, a number or a name in `groups` (the text of /etc/group).
+fn group_id(group: &str, groups: &str) -> io::Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    groups
+        .lines()
+        .find_map(|line| {
+            // name:password:gid:members
+            let mut fields = line.split(':');
+            if fields.next()? != group {
+                return None;
+            }
+            fields.nth(1)?.trim().parse().ok()
+        })
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "[DEFAULT] socket_group = {group}: no such group in {GROUP_FILE}; give an \
+                     existing group's name or a numeric gid, or leave it empty for the \
+                     daemon's own group"
+                ),
+            )
+        })
+}
+
 /// [`bind_unix`] with another file mode.
 pub async fn bind_unix_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
@@ -133,6 +190,17 @@ fn with_path(e: io::Error, doing: &str, path: &Path) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_group_by_name_or_number() {
+        let groups = "root:x:0:\ndaemon:x:1:\n# not a group\ndocker:x:998:alice,bob\n";
+        assert_eq!(group_id("docker", groups).unwrap(), 998);
+        assert_eq!(group_id("daemon", groups).unwrap(), 1);
+        assert_eq!(group_id("4242", groups).unwrap(), 4242);
+        let err = group_id("dockre", groups).unwrap_err().to_string();
+        assert!(err.contains("[DEFAULT] socket_group = dockre"), "{err}");
+        assert!(group_id("docker", "").is_err());
+    }
 
     #[test]
     fn tcp_address_of_kuryr_uri() {
