@@ -92,6 +92,20 @@ pub const PATHS: &[&str] = &[
 ];
 
 /// Parse the body of `call` into `T`, naming the offending field on failure.
+/// serde quotes a refused value whole; a message for Docker and the log stays short.
+fn shortened(mut message: String) -> String {
+    const MAX: usize = 400;
+    if message.len() > MAX {
+        let mut end = MAX;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("... (cut)");
+    }
+    message
+}
+
 fn body<T: DeserializeOwned>(call: &'static str, bytes: &[u8]) -> Result<T, RequestError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(RequestError::Invalid {
@@ -115,7 +129,10 @@ fn body<T: DeserializeOwned>(call: &'static str, bytes: &[u8]) -> Result<T, Requ
         } else {
             format!("{path}: {inner}")
         };
-        RequestError::Invalid { call, message }
+        RequestError::Invalid {
+            call,
+            message: shortened(message),
+        }
     })?;
     de.end().map_err(|e| RequestError::Invalid {
         call,

@@ -95,7 +95,8 @@ impl FromStr for MacAddress {
         let mut parts = s.split(':');
         for byte in &mut out {
             let part = parts.next().ok_or_else(bad)?;
-            if part.len() != 2 {
+            // from_str_radix would also take a sign ("+f").
+            if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad());
             }
             *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
@@ -223,6 +224,13 @@ pub mod optional {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mac_byte_is_two_hex_digits_without_a_sign() {
+        assert!("02:42:ac:11:00:0f".parse::<MacAddress>().is_ok());
+        assert!("+2:42:ac:11:00:+f".parse::<MacAddress>().is_err());
+        assert!("-2:42:ac:11:00:0f".parse::<MacAddress>().is_err());
+    }
 
     #[test]
     fn docker_ids() {
