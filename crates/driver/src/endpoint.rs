@@ -16,7 +16,7 @@ use kuryr_libnetwork::MacAddress;
 use kuryr_openstack::neutron::{FixedIp, Network, Port, PortSpec, Subnet};
 use serde_json::Value;
 
-use crate::error::{neutron_err, DriverError, Result};
+use crate::error::{host_err, neutron_err, DriverError, Result};
 use crate::lookup::{is_unbound_kuryr_port, same_cidr};
 use crate::mapping::{self, id_tags, DEVICE_OWNER};
 use crate::nested::{NestedKind, PortMode};
@@ -331,10 +331,9 @@ impl Driver {
         port: &Port,
         network: &Network,
     ) -> Result<()> {
-        let mac: MacAddress = port
-            .mac_address
-            .parse()
-            .map_err(|e| DriverError::host(format!("port {} has an unusable MAC: {e}", port.id)))?;
+        let mac: MacAddress = port.mac_address.parse().map_err(|e| {
+            DriverError::unusable(format!("port {} has an unusable MAC: {e}", port.id))
+        })?;
         let names = veth_names(&port.id);
         let mtu = network.mtu.unwrap_or(1500);
         let binder = self.binder().await?;
@@ -346,7 +345,10 @@ impl Driver {
                 mtu,
             })
             .await
-            .map_err(|e| DriverError::host(e.to_string()))?;
+            .map_err(host_err(format!(
+                "making the veth pair of port {}",
+                port.id
+            )))?;
         binder
             .plug(&PlugRequest {
                 port_id: port.id.clone(),
@@ -361,7 +363,7 @@ impl Driver {
                 vif_details: Value::Object(port.binding_vif_details.clone()),
             })
             .await
-            .map_err(|e| DriverError::host(e.to_string()))?;
+            .map_err(host_err(format!("plugging port {} into the host", port.id)))?;
         if self.config.vif_plugging_is_fatal {
             self.wait_active(port).await?;
         }
@@ -393,8 +395,11 @@ impl Driver {
             .netlink
             .delete_link(&names.host)
             .await
-            .map_err(|e| DriverError::host(e.to_string()))?;
-        unplugged.map_err(|e| DriverError::host(e.to_string()))
+            .map_err(host_err(format!("deleting {}", names.host)))?;
+        unplugged.map_err(host_err(format!(
+            "unplugging port {} from the host",
+            port.id
+        )))
     }
 
     /// `vif_plugging_is_fatal`: wait until Neutron says the port is ACTIVE.
@@ -416,7 +421,7 @@ impl Driver {
     async fn unbind_after_failure(&self, req: &CreateEndpointRequest, port: &Port, created: bool) {
         if self.config.port_mode == PortMode::Veth {
             if let Err(e) = self.unplug(req.endpoint_id.as_str(), port).await {
-                tracing::warn!(port = %port.id, "rolling back CreateEndpoint: {e}");
+                tracing::warn!(port = %port.id, "rolling back CreateEndpoint: {}", e.report());
             }
         }
         let result = if created {

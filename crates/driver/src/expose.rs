@@ -275,6 +275,6 @@ mod tests {
     #[test]
     fn refuses_unknown_protocols() {
         let err = rules_for(&[p(47, 0)]).unwrap_err();
-        assert!(err.message.contains("protocol number 47"));
+        assert!(err.report().contains("protocol number 47"));
     }
 }

@@ -258,15 +258,13 @@ impl Driver {
                 |p: &SubnetPool| &p.id,
             )
             .await
-            .map_err(|e| DriverError {
-                message: format!(
+            .map_err(|e| {
+                e.context(format!(
                     "the network has no --subnet, so kuryr takes one from the default \
-                     subnetpool ([neutron] {option} = {name}): {}; create it (openstack subnet \
-                     pool create --pool-prefix <cidr> --default-prefix-length <n> {name}) or \
-                     pass --subnet",
-                    e.message
-                ),
-                ..e
+                     subnetpool ([neutron] {option} = {name}), which it cannot use; create it \
+                     (openstack subnet pool create --pool-prefix <cidr> --default-prefix-length \
+                     <n> {name}) or pass --subnet"
+                ))
             })?;
         let Some(prefix_len) = default.default_prefixlen.and_then(|l| u8::try_from(l).ok()) else {
             return Err(DriverError::conflict(format!(
@@ -459,7 +457,7 @@ impl Driver {
             .find(|f| f.subnet_id == subnet.id)
             .and_then(|f| f.ip_address.parse::<IpAddr>().ok())
             .ok_or_else(|| {
-                DriverError::host(format!(
+                DriverError::unusable(format!(
                     "port {} has no address on subnet {}; Neutron answered without one",
                     port.id, subnet.id
                 ))
@@ -774,7 +772,7 @@ fn pool_response(
         data.insert(keys::GATEWAY.to_string(), gw.to_string());
     }
     Ok(RequestPoolResponse {
-        pool_id: PoolId::new(pool.id.clone()).map_err(DriverError::host)?,
+        pool_id: PoolId::new(pool.id.clone()).map_err(DriverError::unusable)?,
         pool: cidr,
         data,
     })
@@ -797,7 +795,7 @@ fn gateway_address(
     match subnet {
         Some(s) => {
             let cidr: IpNet = s.cidr.parse().map_err(|_| {
-                DriverError::host(format!(
+                DriverError::unusable(format!(
                     "subnet {} has an unreadable CIDR {:?}",
                     s.id, s.cidr
                 ))
@@ -835,7 +833,7 @@ fn gateway_address(
                         "--gateway {ip} is outside the pool {}",
                         pool.prefixes.join(", ")
                     )),
-                    None => DriverError::host(format!("subnetpool {} has no prefix", pool.id)),
+                    None => DriverError::unusable(format!("subnetpool {} has no prefix", pool.id)),
                 })?;
             let ip = requested.or_else(|| first_host(&prefix)).ok_or_else(|| {
                 DriverError::invalid(format!("{prefix} is too small to have a gateway"))
@@ -862,13 +860,13 @@ pub(crate) fn first_host(net: &IpNet) -> Option<IpAddr> {
 /// `ip/prefix` of the subnet the address is on.
 pub(crate) fn with_prefix(ip: IpAddr, subnet: &Subnet) -> Result<IpNet> {
     let cidr: IpNet = subnet.cidr.parse().map_err(|_| {
-        DriverError::host(format!(
+        DriverError::unusable(format!(
             "subnet {} has an unreadable CIDR {:?}",
             subnet.id, subnet.cidr
         ))
     })?;
     IpNet::new(ip, cidr.prefix_len())
-        .map_err(|e| DriverError::host(format!("address {ip} on subnet {}: {e}", subnet.id)))
+        .map_err(|e| DriverError::unusable(format!("address {ip} on subnet {}: {e}", subnet.id)))
 }
 
 /// A `shared` option must match what the resource already is.

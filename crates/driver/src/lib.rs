@@ -40,6 +40,7 @@ use kuryr_openstack::neutron::Neutron;
 use serde::Serialize;
 use serde_json::Value;
 
+use error::host_err;
 pub use error::{DriverError, Result};
 pub use nested::{Nested, NestedKind, PortMode};
 pub use readiness::Readiness;
@@ -224,8 +225,8 @@ impl Driver {
                 };
                 json(self.finishing(teardown, self.revoke_external(&req)).await?)
             }
-            other => Err(DriverError::host(format!(
-                "{} has no handler; this is a bug in kuryr",
+            other => Err(DriverError::bug(format!(
+                "{} has no handler",
                 call_name(&other)
             ))),
         }
@@ -233,16 +234,14 @@ impl Driver {
 
     /// The host side (netlink and ovsdb-server connections), opened on first use.
     async fn binder(&self) -> Result<&kuryr_binding::Binder> {
-        self.host
-            .binder()
-            .await
-            .map_err(|e| DriverError::host(format!("opening a netlink socket: {e}")))
+        self.host.binder().await.map_err(host_err(
+            "connecting to the host's netlink and Open vSwitch",
+        ))
     }
 }
 
 fn json<T: Serialize>(value: T) -> Result<Value> {
-    serde_json::to_value(value)
-        .map_err(|e| DriverError::host(format!("encoding the answer: {e}; this is a bug in kuryr")))
+    serde_json::to_value(value).map_err(|e| DriverError::bug(format!("encoding the answer: {e}")))
 }
 
 /// The protocol name of a call, for messages and logs.

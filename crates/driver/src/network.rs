@@ -14,7 +14,7 @@ use kuryr_openstack::neutron::{
     AllocationPool, Filters, Network, NetworkSpec, Port, Subnet, SubnetPool, SubnetSpec,
 };
 
-use crate::error::{neutron_err, DriverError, Result};
+use crate::error::{host_err, neutron_err, DriverError, Result};
 use crate::ipam::check_shared;
 use crate::lookup::same_cidr;
 use crate::mapping::{
@@ -388,7 +388,7 @@ impl Driver {
             let closed = pools.close_network(&network.id).await;
             let deleted = self.delete_network_resources(req, &network).await;
             pools.reopen_network(&network.id);
-            closed.map_err(DriverError::host)?;
+            closed?;
             return deleted;
         }
         self.delete_network_resources(req, &network).await
@@ -496,7 +496,7 @@ impl Driver {
             .link(&name)
             .await
             .map(|l| l.is_some())
-            .map_err(|e| DriverError::host(format!("looking for {name}: {e}")))
+            .map_err(host_err(format!("looking for {name}")))
     }
 
     /// Removes a port no operation will finish, with its host side: a port the user made and

@@ -213,8 +213,8 @@ mod tests {
             (vec![("neutron.subnet.name", "")], "1 to 255"),
         ] {
             let err = NeutronOptions::parse(&map(&pairs)).unwrap_err();
-            assert_eq!(err.status, 400);
-            assert!(err.message.contains(needle), "{}", err.message);
+            assert_eq!(err.status(), 400);
+            assert!(err.report().contains(needle), "{}", err.report());
         }
     }
 }

@@ -97,10 +97,7 @@ impl Driver {
         }
         let mut out = Vec::new();
         for subnet in chosen {
-            let added = pools
-                .populate(subnet, count)
-                .await
-                .map_err(DriverError::host)?;
+            let added = pools.populate(subnet, count).await?;
             out.push(Populated {
                 network_id: network.id.clone(),
                 subnet_id: subnet.id.clone(),
@@ -134,7 +131,7 @@ impl Driver {
                 continue;
             }
             if let Err(e) = pools.ensure_defaults().await {
-                tracing::warn!("port pools: {e}");
+                tracing::warn!("port pools: {}", e.report());
             }
             self.refresh_cache().await;
             let free_before = pools.free_ids();
@@ -167,7 +164,7 @@ impl Driver {
         for network_id in self.cache.subnet_networks() {
             match self.subnets_of(&network_id).await {
                 Ok(subnets) => self.cache.set_subnets(&network_id, &subnets),
-                Err(e) => tracing::debug!(network = %network_id, "refreshing: {e}"),
+                Err(e) => tracing::debug!(network = %network_id, "refreshing: {}", e.report()),
             }
         }
     }

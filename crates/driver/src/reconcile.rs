@@ -27,7 +27,7 @@ use kuryr_libnetwork::network::NetworkRequest;
 use kuryr_openstack::neutron::{Filters, Network, Port};
 use serde::Serialize;
 
-use crate::error::{neutron_err, DriverError, Result};
+use crate::error::{host_err, neutron_err, DriverError, Result};
 use crate::mapping::{self, DEVICE_OWNER, UNBOUND_PORT_NAME};
 use crate::{Driver, PortMode};
 
@@ -176,7 +176,7 @@ impl Driver {
                 }
                 Err(e) => survey
                     .notes
-                    .push(format!("host interfaces were not checked: {e}")),
+                    .push(format!("host interfaces were not checked: {}", e.report())),
             }
         }
         Ok(survey)
@@ -233,13 +233,13 @@ impl Driver {
                     .ovsdb
                     .del_ports_of(&iface.port_id)
                     .await
-                    .map_err(|e| DriverError::host(format!("unplugging {}: {e}", iface.name)))?;
+                    .map_err(host_err(format!("unplugging {}", iface.name)))?;
                 for name in [iface.name.clone(), veth_names(&iface.port_id).host] {
                     binder
                         .netlink
                         .delete_link(&name)
                         .await
-                        .map_err(|e| DriverError::host(format!("deleting {name}: {e}")))?;
+                        .map_err(host_err(format!("deleting {name}")))?;
                 }
                 Ok(true)
             }
@@ -292,13 +292,11 @@ impl Driver {
         &self,
         ports: &HashMap<String, Port>,
         found: &[Finding],
-    ) -> std::result::Result<(usize, Vec<Finding>), String> {
-        let binder = self.binder().await.map_err(|e| e.message)?;
-        let plugged = binder
-            .ovsdb
-            .kuryr_interfaces()
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(usize, Vec<Finding>)> {
+        let binder = self.binder().await?;
+        let plugged = binder.ovsdb.kuryr_interfaces().await.map_err(host_err(
+            "listing the interfaces kuryr plugged into Open vSwitch",
+        ))?;
         let handled: HashSet<&str> = found.iter().map(|f| f.resource.as_str()).collect();
         let mut orphans = Vec::new();
         for iface in &plugged {
@@ -312,7 +310,7 @@ impl Driver {
                     .ports()
                     .get_opt(&iface.port_id)
                     .await
-                    .map_err(|e| format!("reading port {}: {e}", iface.port_id))?,
+                    .map_err(neutron_err(format!("reading port {}", iface.port_id)))?,
             };
             let why = match port {
                 None => format!("Neutron has no port {}", iface.port_id),

@@ -333,15 +333,13 @@ impl crate::Driver {
                 journal.done(entry);
                 Ok(value)
             }
-            Err(mut e) => {
-                tracing::warn!(
-                    "{} failed; kuryr tries it again in the background: {}",
-                    entry.teardown,
-                    e.message
-                );
+            Err(e) => {
+                let e = e.context(format!(
+                    "{} did not finish; kuryr tries it again in the background until it succeeds",
+                    entry.teardown
+                ));
+                tracing::warn!("{}", e.report());
                 journal.failed(entry);
-                e.message
-                    .push_str("; kuryr tries it again in the background until it succeeds");
                 Err(e)
             }
         }
@@ -362,7 +360,7 @@ impl crate::Driver {
                             journal.done(entry);
                         }
                         Err(e) => {
-                            tracing::warn!("{} failed again: {}", entry.teardown, e.message);
+                            tracing::warn!("{} failed again: {}", entry.teardown, e.report());
                             journal.failed(entry);
                         }
                     }

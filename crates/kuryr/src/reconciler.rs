@@ -91,7 +91,7 @@ impl Reconciler {
                     );
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!("reconciler round failed: {}", e.message),
+                Err(e) => tracing::warn!("reconciler round failed: {}", e.report()),
             }
             tokio::time::sleep(interval).await;
         }
@@ -181,7 +181,7 @@ impl Reconciler {
                 Ok(false) => {}
                 Err(e) => report
                     .errors
-                    .push(format!("{}: {}", finding.resource, e.message)),
+                    .push(format!("{}: {}", finding.resource, e.report())),
             }
         }
         report

@@ -11,7 +11,7 @@ use kuryr_binding::{validate_ifname, veth_names, NestedLink, NestedSpec};
 use kuryr_libnetwork::MacAddress;
 use kuryr_openstack::neutron::{Filters, Network, Port};
 
-use crate::error::{neutron_err, DriverError, Result};
+use crate::error::{host_err, neutron_err, DriverError, Result};
 use crate::Driver;
 
 /// How containers' ports reach the network (`[DEFAULT] default_port_driver`).
@@ -89,15 +89,15 @@ impl Driver {
             .netlink
             .link(iface)
             .await
-            .map_err(|e| DriverError::host(e.to_string()))?
+            .map_err(host_err(format!("reading [binding] link_iface {iface}")))?
             .ok_or_else(|| {
-                DriverError::host(format!(
+                DriverError::unavailable(format!(
                     "[binding] link_iface {iface} does not exist in kuryr's network namespace; \
                      set it to the VM's interface (the one whose MAC is the VM's Neutron port's)"
                 ))
             })?;
         let mac = link.mac.map(MacAddress).ok_or_else(|| {
-            DriverError::host(format!(
+            DriverError::unavailable(format!(
                 "[binding] link_iface {iface} has no Ethernet MAC; it must be the VM's interface"
             ))
         })?;
@@ -199,10 +199,9 @@ impl Driver {
         network: &Network,
         link: NestedLink,
     ) -> Result<()> {
-        let mac: MacAddress = port
-            .mac_address
-            .parse()
-            .map_err(|e| DriverError::host(format!("port {} has an unusable MAC: {e}", port.id)))?;
+        let mac: MacAddress = port.mac_address.parse().map_err(|e| {
+            DriverError::unusable(format!("port {} has an unusable MAC: {e}", port.id))
+        })?;
         let name = veth_names(&port.id).container;
         self.binder()
             .await?
@@ -216,7 +215,7 @@ impl Driver {
             })
             .await
             .map(drop)
-            .map_err(|e| DriverError::host(e.to_string()))
+            .map_err(host_err(format!("making {name} on {}", nested.link_iface)))
     }
 
     /// Undo [`Driver::plug_nested`], whatever part of it was done: the link goes, then the
@@ -235,7 +234,7 @@ impl Driver {
                 .delete_nested(&name, link)
                 .await
                 .map(drop)
-                .map_err(|e| DriverError::host(e.to_string())),
+                .map_err(host_err(format!("deleting {name}"))),
             Err(e) => Err(e),
         };
         let vm = match self.vm_port(nested).await {

@@ -69,7 +69,7 @@ impl Driver {
                 ),
                 &e,
             ),
-            None => DriverError::host("no attempt was made to add the subport; this is a bug"),
+            None => DriverError::bug("no attempt was made to add the subport"),
         })
     }
 

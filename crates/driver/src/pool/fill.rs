@@ -9,6 +9,7 @@ use kuryr_libnetwork::DockerId;
 use kuryr_openstack::neutron::{Filters, FixedIp, Port, PortSpec, Subnet};
 
 use super::{Defaults, PoolKey, Pools, POOL_PORT_NAME};
+use crate::error::{neutron_err, DriverError, Result};
 use crate::mapping::{id_tags, DEVICE_OWNER};
 
 /// The subnets whose pools serve a network's containers: Docker asks IPv4 first, and the
@@ -26,7 +27,7 @@ pub fn pool_subnets(subnets: &[Subnet]) -> Vec<&Subnet> {
 impl Pools {
     /// The project ports are made in and its `default` security group: what Neutron gives a
     /// port created without groups, made explicit so that pool ports match container ports.
-    pub(crate) async fn ensure_defaults(&self) -> Result<(), String> {
+    pub(crate) async fn ensure_defaults(&self) -> Result<()> {
         self.defaults
             .get_or_try_init(|| async {
                 let project_id = self
@@ -34,8 +35,13 @@ impl Pools {
                     .session()
                     .project_id()
                     .await
-                    .map_err(|e| format!("finding kuryr's project: {e}"))?
-                    .ok_or("kuryr's credentials name no project; pools need one")?;
+                    .map_err(neutron_err("finding kuryr's project"))?
+                    .ok_or_else(|| {
+                        DriverError::unavailable(
+                            "kuryr's credentials name no project; pools need one: set \
+                             [neutron] project_name (or project_id)",
+                        )
+                    })?;
                 let groups = self
                     .neutron
                     .security_groups()
@@ -45,10 +51,10 @@ impl Pools {
                             .eq("project_id", project_id.as_str()),
                     )
                     .await
-                    .map_err(|e| format!("looking up the default security group: {e}"))?;
+                    .map_err(neutron_err("looking up the default security group"))?;
                 let mut security_groups: Vec<String> = groups.into_iter().map(|g| g.id).collect();
                 security_groups.sort();
-                Ok::<_, String>(Defaults {
+                Ok::<_, DriverError>(Defaults {
                     project_id,
                     security_groups,
                 })
@@ -58,10 +64,10 @@ impl Pools {
     }
 
     /// The pool containers on `subnet` take from (learning the defaults if needed).
-    pub(crate) async fn key_for(&self, subnet: &Subnet) -> Result<PoolKey, String> {
+    pub(crate) async fn key_for(&self, subnet: &Subnet) -> Result<PoolKey> {
         self.ensure_defaults().await?;
         self.wanted_key(subnet)
-            .ok_or_else(|| "pool defaults unknown".to_string())
+            .ok_or_else(|| DriverError::bug("the pool defaults are unknown once learnt"))
     }
 
     /// `populate_on_network_create`: fill the pool of a new Docker network in the
@@ -72,34 +78,41 @@ impl Pools {
             let subnets = match pools.subnets_of_docker_network(&docker_network).await {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(network = %docker_network.as_str(), "pre-filling the port pool: {e}");
+                    tracing::warn!(network = %docker_network.as_str(), "pre-filling the port pool: {}", e.report());
                     return;
                 }
             };
             for subnet in pool_subnets(&subnets) {
                 match pools.key_for(subnet).await {
                     Ok(key) => pools.kick_refill(key),
-                    Err(e) => tracing::warn!(subnet = %subnet.id, "pre-filling the port pool: {e}"),
+                    Err(e) => {
+                        tracing::warn!(subnet = %subnet.id, "pre-filling the port pool: {}", e.report())
+                    }
                 }
             }
         });
     }
 
-    async fn subnets_of_docker_network(&self, id: &DockerId) -> Result<Vec<Subnet>, String> {
+    async fn subnets_of_docker_network(&self, id: &DockerId) -> Result<Vec<Subnet>> {
         let networks = self
             .neutron
             .networks()
             .list(&Filters::new().tags(id_tags(id)))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(neutron_err("looking up the network by its Docker tags"))?;
         let Some(network) = networks.first() else {
-            return Err("no Neutron network carries its tags".into());
+            return Err(DriverError::not_found(
+                "no Neutron network carries the Docker network's tags",
+            ));
         };
         self.neutron
             .subnets()
             .list(&Filters::new().eq("network_id", network.id.as_str()))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(neutron_err(format!(
+                "listing the subnets of network {}",
+                network.id
+            )))
     }
 
     /// Refill `key`'s pool in the background unless a refill already runs.
@@ -158,14 +171,13 @@ impl Pools {
 
     /// `kuryr pool populate`: `count` more ports in `subnet`'s pool now (in batches), up to
     /// `ports_pool_max`. Returns how many were added.
-    pub async fn populate(
-        self: &Arc<Self>,
-        subnet: &Subnet,
-        count: usize,
-    ) -> Result<usize, String> {
+    pub async fn populate(self: &Arc<Self>, subnet: &Subnet, count: usize) -> Result<usize> {
         let key = self.key_for(subnet).await?;
         if self.state().closing.contains(&key.network_id) {
-            return Err(format!("network {} is being deleted", key.network_id));
+            return Err(DriverError::conflict(format!(
+                "network {} is being deleted",
+                key.network_id
+            )));
         }
         let _creating = Creating::new(&self.creating);
         let mut added = 0;
@@ -179,12 +191,10 @@ impl Pools {
             if n == 0 {
                 break;
             }
-            let ports = self.create(&key, n).await.map_err(|e| {
-                format!(
-                    "creating {n} ports on subnet {} (after {added}): {e}",
-                    key.subnet_id
-                )
-            })?;
+            let ports = self.create(&key, n).await.map_err(neutron_err(format!(
+                "creating {n} ports on subnet {} (after {added})",
+                key.subnet_id
+            )))?;
             for port in self.ready_all(ports).await {
                 if self.put_free(key.clone(), port) {
                     added += 1;

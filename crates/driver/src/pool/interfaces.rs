@@ -17,6 +17,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::Pools;
+use crate::error::{host_err, neutron_err, DriverError, Result};
 
 /// The alias of the host end of a free port's veth.
 pub const FREE_ALIAS: &str = "kuryr-pool-port";
@@ -95,7 +96,7 @@ impl Pools {
                 true
             }
             Err(e) => {
-                tracing::warn!(port = %port.id, "plugging a free pool port in ahead of use: {e}; CreateEndpoint will plug it");
+                tracing::warn!(port = %port.id, "plugging a free pool port in ahead of use: {}; CreateEndpoint will plug it", e.report());
                 self.remove_interface(&port.id).await;
                 false
             }
@@ -145,13 +146,15 @@ impl Pools {
         }
     }
 
-    async fn plug_free(&self, port: &Port) -> Result<(), String> {
-        let binder = self.host_side.binder().await.map_err(|e| e.to_string())?;
+    async fn plug_free(&self, port: &Port) -> Result<()> {
+        let binder = self.binder().await?;
         let names = veth_names(&port.id);
         let mac = port
             .mac_address
             .parse::<MacAddress>()
-            .map_err(|e| format!("unusable MAC: {e}"))?
+            .map_err(|e| {
+                DriverError::unusable(format!("port {} has an unusable MAC: {e}", port.id))
+            })?
             .0;
         let mtu = self.network_mtu(&port.network_id).await?;
         binder
@@ -162,13 +165,16 @@ impl Pools {
                 mtu,
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(host_err(format!(
+                "making the veth pair of pool port {}",
+                port.id
+            )))?;
         // Marked before it is plugged: a crash in between leaves a port a scan recovers.
         binder
             .netlink
             .set_alias(&names.host, FREE_ALIAS)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(host_err(format!("marking {} free", names.host)))?;
         binder
             .plug(&PlugRequest {
                 port_id: port.id.clone(),
@@ -183,7 +189,10 @@ impl Pools {
                 vif_details: Value::Object(port.binding_vif_details.clone()),
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(host_err(format!(
+                "plugging pool port {} into the host",
+                port.id
+            )))
     }
 
     /// Remove the interface of a port no container holds (its OVS port and veth pair). One
@@ -218,37 +227,49 @@ impl Pools {
     }
 
     /// A container took a port whose interface waits plugged in: mark it the endpoint's.
-    pub(crate) async fn mark_taken(&self, port_id: &str, endpoint_id: &str) -> Result<(), String> {
-        let binder = self.host_side.binder().await.map_err(|e| e.to_string())?;
-        binder
+    pub(crate) async fn mark_taken(&self, port_id: &str, endpoint_id: &str) -> Result<()> {
+        self.binder()
+            .await?
             .netlink
             .set_alias(&veth_names(port_id).host, &endpoint_alias(endpoint_id))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(host_err(format!(
+                "marking the interface of port {port_id} as endpoint {endpoint_id}'s"
+            )))
     }
 
     /// A port back from a container, its interface home: free again.
-    async fn mark_free(&self, port_id: &str) -> Result<(), String> {
-        let binder = self.host_side.binder().await.map_err(|e| e.to_string())?;
-        binder
+    async fn mark_free(&self, port_id: &str) -> Result<()> {
+        self.binder()
+            .await?
             .netlink
             .set_alias(&veth_names(port_id).host, FREE_ALIAS)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(host_err(format!(
+                "marking the interface of port {port_id} free"
+            )))
     }
 
     /// A port the pools no longer track: no mark on its interface.
-    pub(super) async fn unmark(&self, port_id: &str) -> Result<(), String> {
-        let binder = self.host_side.binder().await.map_err(|e| e.to_string())?;
-        binder
+    pub(super) async fn unmark(&self, port_id: &str) -> Result<()> {
+        self.binder()
+            .await?
             .netlink
             .set_alias(&veth_names(port_id).host, "")
             .await
-            .map_err(|e| e.to_string())
+            .map_err(host_err(format!(
+                "unmarking the interface of port {port_id}"
+            )))
+    }
+
+    async fn binder(&self) -> Result<&kuryr_binding::Binder> {
+        self.host_side.binder().await.map_err(host_err(
+            "connecting to the host's netlink and Open vSwitch",
+        ))
     }
 
     /// The network's MTU (read once per network).
-    async fn network_mtu(&self, network_id: &str) -> Result<u32, String> {
+    async fn network_mtu(&self, network_id: &str) -> Result<u32> {
         if let Some(mtu) = self.state().mtu.get(network_id) {
             return Ok(*mtu);
         }
@@ -257,7 +278,7 @@ impl Pools {
             .networks()
             .get(network_id)
             .await
-            .map_err(|e| format!("reading network {network_id}: {e}"))?;
+            .map_err(neutron_err(format!("reading network {network_id}")))?;
         let mtu = network.mtu.unwrap_or(1500);
         self.state().mtu.insert(network_id.to_owned(), mtu);
         Ok(mtu)

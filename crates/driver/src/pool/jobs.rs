@@ -87,7 +87,7 @@ impl Pools {
             } => {
                 if self.held_by(&port_id, &endpoint_id) && self.is_plugged(&port_id) {
                     if let Err(e) = self.mark_taken(&port_id, &endpoint_id).await {
-                        tracing::warn!(port = %port_id, "marking the interface of a taken pool port: {e}");
+                        tracing::warn!(port = %port_id, "marking the interface of a taken pool port: {}", e.report());
                     }
                 }
             }

@@ -466,7 +466,7 @@ impl Pools {
     pub async fn release_to_slow_path(&self, port_id: &str) {
         if self.forget(port_id) {
             if let Err(e) = self.unmark(port_id).await {
-                tracing::warn!(port = %port_id, "clearing the pool mark of a port's interface: {e}");
+                tracing::warn!(port = %port_id, "clearing the pool mark of a port's interface: {}", e.report());
             }
         }
     }

@@ -166,7 +166,7 @@ impl Pools {
     /// Before a network is deleted: no more refills or recycling for it, and its free pool
     /// ports (of every host: Neutron refuses to delete a network that has ports) deleted.
     /// Returns how many ports were deleted; [`Pools::reopen_network`] undoes the closing.
-    pub async fn close_network(self: &Arc<Self>, network_id: &str) -> Result<usize, String> {
+    pub async fn close_network(self: &Arc<Self>, network_id: &str) -> crate::Result<usize> {
         let local: Vec<String> = {
             let mut st = self.state();
             st.closing.insert(network_id.to_owned());
@@ -194,7 +194,9 @@ impl Pools {
                     .eq("name", POOL_PORT_NAME),
             )
             .await
-            .map_err(|e| format!("listing the pool ports of network {network_id}: {e}"))?;
+            .map_err(crate::error::neutron_err(format!(
+                "listing the pool ports of network {network_id}"
+            )))?;
         let mut ids: HashSet<String> = local.into_iter().collect();
         ids.extend(
             others

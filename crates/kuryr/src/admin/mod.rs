@@ -155,11 +155,11 @@ async fn gc(
 }
 
 fn driver_error(e: DriverError) -> Response {
-    let status = StatusCode::from_u16(e.status)
+    let status = StatusCode::from_u16(e.status())
         .ok()
         .filter(|s| !s.is_success())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error(status, e.message)
+    error(status, e.report())
 }
 
 fn error(status: StatusCode, error: String) -> Response {

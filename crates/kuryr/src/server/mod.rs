@@ -95,12 +95,13 @@ async fn handle(State(plugin): State<Plugin>, request: Request) -> Response {
             ([(header::CONTENT_TYPE, PLUGIN_JSON)], body).into_response()
         }
         Err(e) => {
-            tracing::warn!(call = name, elapsed = ?started.elapsed(), status = e.status, "{}", e.message);
-            let status = StatusCode::from_u16(e.status)
+            let report = e.report();
+            tracing::warn!(call = name, elapsed = ?started.elapsed(), status = e.status(), errno = e.errno(), "{report}");
+            let status = StatusCode::from_u16(e.status())
                 .ok()
                 .filter(|s| !s.is_success())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            error(status, e.message)
+            error(status, report)
         }
     }
 }
