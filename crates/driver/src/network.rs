@@ -180,7 +180,11 @@ impl Driver {
                     Some(p) if other_pool => {
                         if !p.prefixes.iter().all(|x| same_cidr(x, &cidr.to_string())) {
                             return Err(DriverError::conflict(format!(
-                                "network {} already has IPv{} subnets from another                                  subnetpool (or none), and Neutron allows one pool per IP                                  version on a network; subnetpool {} ({}) cannot give {cidr}                                  there: pass --ipam-opt {}=<the pool of those subnets>, or                                  use another network",
+                                "network {} already has IPv{} subnets from another \
+                                subnetpool (or none), and Neutron allows one pool per IP \
+                                version on a network; subnetpool {} ({}) cannot give {cidr} \
+                                there: pass --ipam-opt {}=<the pool of those subnets>, or \
+                                use another network",
                                 network.id,
                                 family.ip_version(),
                                 p.id,

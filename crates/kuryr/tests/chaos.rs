@@ -2,7 +2,7 @@
 //! while Neutron misbehaves and the daemon is killed. Between `kuryr serve` and the real
 //! Neutron sits the fault-injecting proxy (`kuryr-faultproxy`, a test tool: Neutron cannot
 //! be made to fail on cue): port requests answered 500 or acted on with the answer lost, and
-//! one outage of the whole API; the daemon gets SIGKILL at random moments and is started
+//! one outage of the whole API; the real Neutron API server is restarted once; the daemon gets SIGKILL at random moments and is started
 //! again at once. Then every container and the network are removed through Docker and the
 //! suite checks that nothing of kuryr's is left in Neutron, on the host or in Open vSwitch,
 //! that no address was handed out twice, that every running container's interface matched
@@ -75,6 +75,7 @@ struct Tally {
     failed: AtomicUsize,
     kills: AtomicUsize,
     outages: AtomicUsize,
+    neutron_restarts: AtomicUsize,
     duplicates: Mutex<Vec<String>>,
     mismatches: Mutex<Vec<String>>,
     lost: Mutex<Vec<String>>,
@@ -107,6 +108,49 @@ fn kuryr_conf(k: &Kuryr, proxy: &FaultProxy, pools: bool) -> PathBuf {
 
 fn plugin_socket(k: &Kuryr) -> PathBuf {
     PathBuf::from(format!("/run/docker/plugins/{}.sock", k.plugin))
+}
+
+/// The ports of `network_id` holding `ip`, asked of the real Neutron until it answers (it
+/// may be restarting).
+async fn ports_holding(
+    k: &Kuryr,
+    network_id: &str,
+    ip: &str,
+) -> Vec<kuryr_openstack::neutron::Port> {
+    let filters = Filters::new()
+        .eq("network_id", network_id)
+        .eq("fixed_ips", format!("ip_address={ip}"));
+    let started = Instant::now();
+    loop {
+        match k.neutron.ports().list(&filters).await {
+            Ok(ports) => return ports,
+            Err(_) if started.elapsed() < NEUTRON_BACK_WITHIN => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("Neutron did not answer within {NEUTRON_BACK_WITHIN:?}: {e}"),
+        }
+    }
+}
+
+/// How long the real Neutron may take to come back from a restart on this machine.
+const NEUTRON_BACK_WITHIN: Duration = Duration::from_secs(180);
+
+/// The real Neutron API server stopped and started again (`scripts/stack`), while kuryr
+/// keeps serving: its connections are refused, then answered by a new process.
+async fn restart_neutron() {
+    let stack = docker_harness::repo_root().join("scripts/stack");
+    tokio::task::spawn_blocking(move || {
+        for action in ["stop", "start"] {
+            let status = std::process::Command::new(&stack)
+                .args([action, "neutron"])
+                .stdin(std::process::Stdio::null())
+                .status()
+                .expect("run scripts/stack");
+            assert!(status.success(), "scripts/stack {action} neutron failed");
+        }
+    })
+    .await
+    .unwrap();
 }
 
 /// One container's life: started, checked against Neutron, removed.
@@ -156,16 +200,7 @@ async fn lifecycle(k: &Kuryr, net: &str, network_id: &str, i: usize, tally: &Tal
         }
         // The container's interface is its Neutron port (found by address: a pool port
         // carries its endpoint's tags only after owner_write_delay).
-        let ports = k
-            .neutron
-            .ports()
-            .list(
-                &Filters::new()
-                    .eq("network_id", network_id)
-                    .eq("fixed_ips", format!("ip_address={ip}")),
-            )
-            .await
-            .unwrap_or_default();
+        let ports = ports_holding(k, network_id, &ip).await;
         match ports.as_slice() {
             [port] => {
                 seen.ports.lock().unwrap().insert(port.id.clone());
@@ -272,6 +307,10 @@ async fn chaos(test: &'static str, cidr: &'static str, pools: bool) {
             tokio::time::sleep(Duration::from_millis(random_below(1500))).await;
             kill_and_restart(&k, &conf).await;
             tally.kills.fetch_add(1, Ordering::SeqCst);
+            if n == 1 {
+                restart_neutron().await;
+                tally.neutron_restarts.fetch_add(1, Ordering::SeqCst);
+            }
             if !outage_done && n * 2 >= kills {
                 outage_done = true;
                 let mut rules = vec![Rule::new("", "/v2.0/", Action::Down)];
@@ -365,13 +404,15 @@ async fn chaos(test: &'static str, cidr: &'static str, pools: bool) {
         let lost = tally.lost.lock().unwrap().clone();
         println!(
             "chaos: pools={} lifecycles={} started={} failed={} kills={} faults={faults} \
-             outages={} leaks={} lost={} duplicates={} mismatches={} panics={panics} churn={:.0?}",
+             outages={} neutron_restarts={} leaks={} lost={} duplicates={} mismatches={} \
+             panics={panics} churn={:.0?}",
             if pools { "on" } else { "off" },
             tally.lifecycles.load(Ordering::SeqCst),
             tally.started.load(Ordering::SeqCst),
             tally.failed.load(Ordering::SeqCst),
             tally.kills.load(Ordering::SeqCst),
             tally.outages.load(Ordering::SeqCst),
+            tally.neutron_restarts.load(Ordering::SeqCst),
             leaks.len(),
             lost.len(),
             duplicates.len(),
@@ -384,6 +425,7 @@ async fn chaos(test: &'static str, cidr: &'static str, pools: bool) {
         assert!(mismatches.is_empty(), "interfaces that were not their port: {mismatches:#?}");
         assert_eq!(panics, 0, "the daemon panicked:\n{log}");
         assert!(tally.kills.load(Ordering::SeqCst) >= kills.min(1));
+        assert_eq!(tally.neutron_restarts.load(Ordering::SeqCst), usize::from(kills > 0));
         assert!(faults > 0, "the proxy injected no fault");
         let started = tally.started.load(Ordering::SeqCst);
         assert!(

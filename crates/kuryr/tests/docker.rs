@@ -89,6 +89,32 @@ async fn network_create_and_remove() {
 async fn container_gets_the_neutron_port() {
     const CIDR: &str = "10.201.2.0/24";
     with_kuryr("run", &[CIDR], |k| async move {
+        // All of this runs with CAP_NET_ADMIN alone (the harness starts every daemon so).
+        let pid = k.daemon_pid().expect("the daemon runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status:\n{status}"))
+                .to_string()
+        };
+        let net_admin = format!("{:016x}", 1u64 << 12);
+        for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+            assert_eq!(field(set), net_admin, "{set} of kuryr serve (pid {pid})");
+        }
+        assert_eq!(
+            field("CapInh:"),
+            format!("{:016x}", 0),
+            "CapInh of kuryr serve"
+        );
+        assert_eq!(
+            field("NoNewPrivs:"),
+            "1",
+            "kuryr serve can gain no capability"
+        );
+
         let net_name = k.name("net");
         let id = k.create_network(&net_name, &["--subnet", CIDR]).await;
         let net = k.network_of(&id).await;

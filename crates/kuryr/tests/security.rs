@@ -5,7 +5,8 @@
 //! - no secret (the password of kuryr.conf, the Keystone tokens kuryr used) reaches a log
 //!   line at debug level, an error, `kuryr doctor` or `kuryr stats`; a wrong password is
 //!   reported with the user's name and without the password;
-//! - `[neutron] insecure = true` is warned about when the daemon starts.
+//! - `[neutron] insecure = true` is warned about when the daemon starts;
+//! - the daemon needs CAP_NET_ADMIN, and CAP_CHOWN only for a socket group it is not in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -106,7 +107,26 @@ fn write_conf(dir: &Path, password: &str, default: &str, neutron: &str) -> PathB
 /// `kuryr --config-file conf ...`, with no `OS_*` variable and no `KURYR_LOG`: the
 /// credentials come from the file only, and the log level from the command line only.
 fn kuryr(conf: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kuryr"));
+    configured(Command::new(env!("CARGO_BIN_EXE_kuryr")), conf)
+}
+
+/// [`kuryr`] with only the capabilities of `bounding` (a setpriv list such as
+/// `-all,+net_admin`), nothing inheritable and no way to gain more, as a unit runs it.
+fn kuryr_with_capabilities(conf: &Path, bounding: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--bounding-set",
+        bounding,
+        "--inh-caps",
+        "-all",
+        "--no-new-privs",
+        "--",
+    ])
+    .arg(env!("CARGO_BIN_EXE_kuryr"));
+    configured(cmd, conf)
+}
+
+fn configured(mut cmd: Command, conf: &Path) -> Command {
     for (k, _) in std::env::vars() {
         if k.starts_with("OS_") || k == "KURYR_CONFIG_FILE" || k == "KURYR_LOG" {
             cmd.env_remove(k);
@@ -137,11 +157,16 @@ struct Daemon {
 impl Daemon {
     /// Spawn `kuryr [global] serve` on sockets in `dir`; does not wait.
     fn spawn(dir: &Path, conf: &Path, test: &str, global: &[&str]) -> Daemon {
+        Self::spawn_command(kuryr(conf), dir, test, global)
+    }
+
+    /// [`Daemon::spawn`] of `command`, a [`kuryr`] command line.
+    fn spawn_command(mut command: Command, dir: &Path, test: &str, global: &[&str]) -> Daemon {
         let name = plugin_name(test);
         let socket = dir.join(format!("{name}.sock"));
         let admin = dir.join(format!("{name}_manage.sock"));
         let log = dir.join("kuryr.log");
-        let child = kuryr(conf)
+        let child = command
             .args(global)
             .arg("serve")
             .arg("--plugin-name")
@@ -164,7 +189,11 @@ impl Daemon {
 
     /// Spawn and wait until both sockets answer.
     fn start(dir: &Path, conf: &Path, test: &str, global: &[&str]) -> Daemon {
-        let mut daemon = Self::spawn(dir, conf, test, global);
+        Self::started(Self::spawn(dir, conf, test, global))
+    }
+
+    /// Wait until both sockets of `daemon` answer.
+    fn started(mut daemon: Daemon) -> Daemon {
         let deadline = Instant::now() + START_WITHIN;
         while UnixStream::connect(&daemon.socket).is_err()
             || UnixStream::connect(&daemon.admin).is_err()
@@ -404,6 +433,53 @@ fn socket_group_by_name_and_by_gid() {
             daemon.log()
         );
     }
+}
+
+/// The daemon runs with CAP_NET_ADMIN alone (the Docker tests run it so); a socket group it
+/// is not in takes CAP_CHOWN as well, and without it the daemon stops saying so.
+#[test]
+fn socket_group_takes_cap_chown_and_nothing_else() {
+    let (group, group_gid) = other_groups()[0].clone();
+    let dir = tmpdir("caps-chown");
+    let conf = write_conf(
+        dir.path(),
+        &env("OS_PASSWORD"),
+        &format!("socket_group = {group}"),
+        "",
+    );
+    let mut refused = Daemon::spawn_command(
+        kuryr_with_capabilities(&conf, "-all,+net_admin"),
+        dir.path(),
+        "caps-chown",
+        &[],
+    );
+    let status = refused.wait_exit();
+    let log = refused.log();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("takes CAP_CHOWN"), "{log}");
+    assert!(
+        log.contains(&format!("socket_group (gid {group_gid})")),
+        "{log}"
+    );
+    assert!(!refused.socket.exists(), "no socket is left behind");
+    drop(refused);
+
+    let dir = tmpdir("caps-chown-ok");
+    let conf = write_conf(
+        dir.path(),
+        &env("OS_PASSWORD"),
+        &format!("socket_group = {group}"),
+        "",
+    );
+    let daemon = Daemon::started(Daemon::spawn_command(
+        kuryr_with_capabilities(&conf, "-all,+net_admin,+chown"),
+        dir.path(),
+        "caps-chown-ok",
+        &[],
+    ));
+    assert_eq!(gid(&daemon.socket), group_gid, "socket_group = {group}");
+    let (status, body) = plugin_call(&daemon.socket, "/Plugin.Activate", "");
+    assert_eq!(status, 200, "{body}");
 }
 
 #[test]

@@ -36,11 +36,16 @@ pub async fn bind_unix_group(path: &Path, group: Option<&str>) -> io::Result<Uni
     if let Some(gid) = gid {
         if let Err(e) = std::os::unix::fs::chown(path, None, Some(gid)) {
             let _ = std::fs::remove_file(path);
-            return Err(with_path(
-                e,
-                &format!("giving [DEFAULT] socket_group (gid {gid}) to"),
-                path,
-            ));
+            // A group the daemon is not in takes CAP_CHOWN, which a unit may have left out.
+            let doing = if e.kind() == io::ErrorKind::PermissionDenied {
+                format!(
+                    "giving [DEFAULT] socket_group (gid {gid}) takes CAP_CHOWN or membership \
+                     of that group; could not give it to"
+                )
+            } else {
+                format!("giving [DEFAULT] socket_group (gid {gid}) to")
+            };
+            return Err(with_path(e, &doing, path));
         }
     }
     Ok(listener)

@@ -209,7 +209,7 @@ pub fn spawn_daemon(plugin: &str, log: &std::path::Path) -> Daemon {
     let socket = PathBuf::from(format!("/run/docker/plugins/{plugin}.sock"));
     let _ = std::fs::remove_file(&socket);
     let stderr = File::options().create(true).append(true).open(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+    let child = with_daemon_capabilities()
         .arg("--config-file")
         .arg(config_file())
         .args(["serve", "--plugin-name", plugin])
@@ -224,6 +224,25 @@ pub fn spawn_daemon(plugin: &str, log: &std::path::Path) -> Daemon {
 
 /// `kuryr --config-file <config> serve --plugin-name <plugin> --socket <socket>`, with `--tcp`
 /// also on the config's `[DEFAULT] kuryr_uri`, logging (appending) to `log`.
+/// The capabilities `kuryr serve` needs, and all it gets here: CAP_NET_ADMIN for netlink
+/// (veth pairs, addresses, routes, MTUs, macvlan and VLAN links, offloads). It still runs as
+/// uid 0, the owner of the sockets and folders it uses (Docker's plugin folder, Open vSwitch's
+/// `db.sock`, Docker's API socket, its state under /var/lib/kuryr), so it needs neither
+/// CAP_DAC_OVERRIDE nor anything else; `[DEFAULT] socket_group` adds CAP_CHOWN when the group
+/// is not one of the daemon's own.
+pub const DAEMON_CAPABILITIES: &str = "-all,+net_admin";
+
+/// `kuryr` started through `setpriv` with [`DAEMON_CAPABILITIES`] as its bounding set,
+/// nothing inheritable and no way to gain more, as a packaged unit runs it.
+pub fn with_daemon_capabilities() -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--bounding-set", DAEMON_CAPABILITIES])
+        .args(["--inh-caps", "-all", "--no-new-privs", "--"])
+        .arg(env!("CARGO_BIN_EXE_kuryr"));
+    command
+}
+
 pub fn spawn_daemon_with(
     plugin: &str,
     log: &std::path::Path,
@@ -233,7 +252,7 @@ pub fn spawn_daemon_with(
 ) -> Daemon {
     let _ = std::fs::remove_file(socket);
     let stderr = File::options().create(true).append(true).open(log).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kuryr"));
+    let mut command = with_daemon_capabilities();
     command
         .arg("--config-file")
         .arg(config)
@@ -423,6 +442,11 @@ impl Kuryr {
         tokio::task::spawn_blocking(move || drop(old))
             .await
             .unwrap();
+    }
+
+    /// The pid of this test's daemon, if one was started.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.lock().unwrap().as_ref().map(|d| d.child.id())
     }
 
     /// Whether this test's daemon is running.
@@ -749,6 +773,13 @@ impl Kuryr {
             let _ = self.neutron.ports().delete(&p).await;
         }
         let networks = std::mem::take(&mut *self.networks.lock().unwrap());
+        // Docker forgets a network whose DeleteNetwork finds no plugin: a daemon must be
+        // there to remove its Neutron side.
+        if !networks.is_empty() && !self.daemon_running() {
+            let from = self.log_text().len();
+            *self.daemon.lock().unwrap() = Some(spawn_daemon(&self.plugin, &self.log));
+            self.wait_ready(from).await;
+        }
         for n in networks.iter().rev() {
             let out = self.docker(&["network", "rm", n]).await;
             let stderr = String::from_utf8_lossy(&out.stderr);
