@@ -61,7 +61,7 @@ impl Cache {
             .insert(network_id.to_owned(), subnets.to_vec());
     }
 
-    pub fn forget_pool(&self, pool_id: &str) {
+    pub fn forget_subnetpool(&self, pool_id: &str) {
         self.inner().pool_subnets.remove(pool_id);
     }
 

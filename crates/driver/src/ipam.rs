@@ -61,13 +61,29 @@ impl Driver {
             }
             None => return self.request_default_pool(family, &opts).await,
         };
-        if let Some(sub) = req.sub_pool {
-            if Family::of(&sub) != family || !cidr.contains(&sub) {
+        // As upstream: with `--ip-range` the range is the working CIDR (the subnetpool
+        // `kuryrPool-<range>`, the subnet `kuryr-subnet-<range>`, or the existing subnet with
+        // exactly that CIDR on an adopted network); `--subnet` only has to hold it.
+        let flag = if req.sub_pool.is_some() {
+            "--ip-range"
+        } else {
+            "--subnet"
+        };
+        let cidr = match req.sub_pool {
+            Some(sub) if Family::of(&sub) != family || !cidr.contains(&sub) => {
                 return Err(DriverError::invalid(format!(
                     "--ip-range {sub} is not inside --subnet {cidr}"
                 )));
             }
-        }
+            Some(sub) if sub.trunc() != sub => {
+                return Err(DriverError::invalid(format!(
+                    "--ip-range {sub} has host bits set; did you mean --ip-range {}?",
+                    sub.trunc()
+                )));
+            }
+            Some(sub) => sub,
+            None => cidr,
+        };
         // A named subnet disambiguates overlapping CIDRs: it must have exactly this CIDR.
         let subnet = match opts.subnet(family) {
             Some(named) => {
@@ -76,7 +92,7 @@ impl Driver {
                     .await?;
                 if !same_cidr(&s.cidr, &cidr.to_string()) {
                     return Err(DriverError::conflict(format!(
-                        "subnet {} has CIDR {}, not {cidr}; pass --subnet {}",
+                        "subnet {} has CIDR {}, not {cidr}; pass {flag} {}",
                         s.id, s.cidr, s.cidr
                     )));
                 }
@@ -86,10 +102,7 @@ impl Driver {
         };
         let pool = match opts.pool(family) {
             Some(named) => self.adopt_pool(named, &cidr, opts.shared).await?,
-            None => {
-                self.kuryr_pool(&cidr, req.sub_pool, subnet.as_ref(), opts.shared)
-                    .await?
-            }
+            None => self.kuryr_pool(&cidr, subnet.as_ref(), opts.shared).await?,
         };
         pool_response(&pool, cidr, subnet.as_ref())
     }
@@ -141,7 +154,6 @@ impl Driver {
     async fn kuryr_pool(
         &self,
         cidr: &IpNet,
-        sub_pool: Option<IpNet>,
         subnet: Option<&Subnet>,
         shared: Option<bool>,
     ) -> Result<SubnetPool> {
@@ -183,8 +195,7 @@ impl Driver {
             })
             .await
             .map_err(neutron_err(format_args!("creating subnetpool {name}")))?;
-        let mut tags: Vec<String> = subnet_id.map(str::to_owned).into_iter().collect();
-        tags.extend(sub_pool.map(|s| mapping::sub_pool_tag(&s)));
+        let tags: Vec<String> = subnet_id.map(str::to_owned).into_iter().collect();
         if !tags.is_empty() {
             if let Err(e) = api.replace_tags(&created.id, &tags).await {
                 let _ = api.delete(&created.id).await;
@@ -316,13 +327,13 @@ impl Driver {
                 default.prefixes.join(", ")
             )));
         };
-        let pool = self.kuryr_pool(&cidr, None, None, opts.shared).await?;
+        let pool = self.kuryr_pool(&cidr, None, opts.shared).await?;
         pool_response(&pool, cidr, None)
     }
 
     pub(crate) async fn release_pool(&self, req: &ReleasePoolRequest) -> Result<Empty> {
-        self.cache.forget_pool(req.pool_id.as_str());
-        let Some(pool) = self.pool(&req.pool_id).await? else {
+        self.cache.forget_subnetpool(req.pool_id.as_str());
+        let Some(pool) = self.subnetpool(&req.pool_id).await? else {
             return Ok(Empty {});
         };
         // Subnets adopted for this pool carried its id; give them back untouched.
@@ -345,13 +356,13 @@ impl Driver {
             .await
             .map_err(neutron_err(format_args!("untagging subnet {}", subnet.id)))?;
         }
-        self.forget_pool(&pool).await
+        self.forget_subnetpool(&pool).await
     }
 
     /// Delete a kuryr pool once no subnet uses it; untag an adopted one once unused.
     /// A pool still in use is left for the DeleteNetwork that deletes its subnet (Docker
     /// 20.10 releases the pool before deleting the network; older Docker the other way).
-    pub(crate) async fn forget_pool(&self, pool: &SubnetPool) -> Result<Empty> {
+    pub(crate) async fn forget_subnetpool(&self, pool: &SubnetPool) -> Result<Empty> {
         let kuryr_prefix = format!("{}-", self.config.subnetpool_name_prefix);
         if pool.tags.iter().any(|t| t == EXISTING_POOL_TAG) {
             // Still used by a Docker network while one of its subnets is kuryr's or
@@ -402,7 +413,7 @@ impl Driver {
     }
 
     /// The subnetpool behind a PoolID, or None when it is gone.
-    pub(crate) async fn pool(&self, pool_id: &PoolId) -> Result<Option<SubnetPool>> {
+    pub(crate) async fn subnetpool(&self, pool_id: &PoolId) -> Result<Option<SubnetPool>> {
         if !mapping::is_uuid(pool_id.as_str()) {
             return Err(DriverError::invalid(format!(
                 "PoolID {} is not a Neutron subnetpool id; was this network's pool requested \
@@ -427,7 +438,7 @@ impl Driver {
         if let Some(pooled) = self.pooled_address(req).await? {
             return Ok(pooled);
         }
-        let Some(pool) = self.pool(&req.pool_id).await? else {
+        let Some(pool) = self.subnetpool(&req.pool_id).await? else {
             return Err(DriverError::not_found(format!(
                 "subnetpool {} does not exist (any more); remove and re-create the Docker network",
                 req.pool_id.as_str()
@@ -481,7 +492,7 @@ impl Driver {
             .into_iter()
             .next();
         match existing {
-            Some(port) => self.adopt_existing_port(port, ip).await,
+            Some(port) => self.adopt_existing_port(port, ip, mac).await,
             None => self.create_ipam_port(subnet, Some(ip), mac).await,
         }
     }
@@ -514,7 +525,7 @@ impl Driver {
                     .find(|f| f.subnet_id == subnet.id)
                     .and_then(|f| f.ip_address.parse().ok())
                 {
-                    return self.adopt_existing_port(port, ip).await;
+                    return self.adopt_existing_port(port, ip, Some(mac)).await;
                 }
                 if is_unbound_kuryr_port(&port) {
                     return self.add_address_to_port(port, subnet).await;
@@ -524,15 +535,31 @@ impl Driver {
         self.create_ipam_port(subnet, None, mac).await
     }
 
-    /// A port the user created: tagged as adopted; refused when it already serves something.
-    async fn adopt_existing_port(&self, port: Port, ip: IpAddr) -> Result<Port> {
+    /// A port the user created: tagged as adopted (with this host's tag, so that the
+    /// reconciler gives it back if Docker never uses it, and the MAC of the asking endpoint);
+    /// refused when it already serves something, unless it is the same endpoint asking for
+    /// the port's address of the other family.
+    async fn adopt_existing_port(
+        &self,
+        port: Port,
+        ip: IpAddr,
+        mac: Option<&MacAddress>,
+    ) -> Result<Port> {
         if port.tags.iter().any(|t| t == DEVICE_OWNER) {
             return Err(DriverError::conflict(format!(
                 "address {ip} is in use by kuryr port {}; pick another --ip or release it",
                 port.id
             )));
         }
-        if !port.device_owner.is_empty() || port.tags.iter().any(|t| t == EXISTING_PORT_TAG) {
+        let by = mac.map(mapping::adopted_by_tag);
+        let adopted = port.tags.iter().any(|t| t == EXISTING_PORT_TAG);
+        if adopted
+            && port.device_owner.is_empty()
+            && by.as_ref().is_some_and(|b| port.tags.contains(b))
+        {
+            return Ok(port);
+        }
+        if !port.device_owner.is_empty() || adopted {
             return Err(DriverError::conflict(format!(
                 "address {ip} belongs to port {} which is in use{}; pick another --ip",
                 port.id,
@@ -543,14 +570,14 @@ impl Driver {
                 }
             )));
         }
-        self.add_tags(
-            self.neutron.ports(),
-            &port.id,
-            &port.tags,
-            &[EXISTING_PORT_TAG.to_string()],
-        )
-        .await
-        .map_err(neutron_err(format_args!("tagging port {}", port.id)))?;
+        let mut tags = vec![
+            EXISTING_PORT_TAG.to_string(),
+            mapping::host_tag(&self.config.host_id),
+        ];
+        tags.extend(by);
+        self.add_tags(self.neutron.ports(), &port.id, &port.tags, &tags)
+            .await
+            .map_err(neutron_err(format_args!("tagging port {}", port.id)))?;
         Ok(port)
     }
 
@@ -640,7 +667,7 @@ impl Driver {
         }
         if !mapping::is_uuid(req.pool_id.as_str()) {
             // Not a pool of kuryr's: refused as RequestAddress refuses it, and not recorded.
-            return self.pool(&req.pool_id).await.map(|_| Empty {});
+            return self.subnetpool(&req.pool_id).await.map(|_| Empty {});
         }
         // Finding the ports takes Neutron requests that may fail: the record comes first.
         let teardown = Teardown::ReleaseAddressIn {
@@ -664,7 +691,7 @@ impl Driver {
         ip: IpAddr,
         made_before: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<()> {
-        let Some(pool) = self.pool(pool_id).await? else {
+        let Some(pool) = self.subnetpool(pool_id).await? else {
             return Ok(());
         };
         let Some(subnet) = self.subnet_of_pool(&pool).await? else {
@@ -736,7 +763,7 @@ impl Driver {
         let kuryr_tags: Vec<String> = port
             .tags
             .iter()
-            .filter(|t| *t == EXISTING_PORT_TAG || t.starts_with("kuryr.net.uuid."))
+            .filter(|t| mapping::is_adoption_tag(t) || t.starts_with("kuryr.net.uuid."))
             .cloned()
             .collect();
         self.remove_tags(self.neutron.ports(), &port.id, &port.tags, &kuryr_tags)

@@ -2,8 +2,11 @@
 //!
 //! Each libnetwork call ([`kuryr_libnetwork::Call`]) becomes a few Neutron requests; what ties
 //! Docker's ids to Neutron's resources lives only in Neutron's names and tags
-//! ([`mapping`]), with the same scheme as the upstream Python kuryr-libnetwork. The driver
-//! keeps no state between calls, so it can be restarted between any two of them.
+//! ([`mapping`]), with the same scheme as the upstream Python kuryr-libnetwork. What the
+//! driver keeps between calls can be rebuilt or lost: a cache of what does not change
+//! (`cache`), the port pools (recounted from Neutron after a start), and the records of
+//! unfinished teardowns on the host (`teardown`, sent again after a restart). So it can be
+//! killed and restarted between any two calls, or in the middle of one.
 //!
 //! The modules follow Docker's objects: [`ipam`] (pools and addresses), [`network`],
 //! [`endpoint`] (ports and the host's veth), [`expose`] (`--expose` security groups);

@@ -1,6 +1,6 @@
 //! Per-key async locks: calls that would race on the same Neutron object (two RequestPool
 //! calls for one CIDR) run one after the other; calls on different keys run in parallel.
-//! Nothing else is kept between calls.
+//! A lock lives only while a call holds or waits for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -20,8 +20,6 @@ pub const SUBNET_NAME_PREFIX: &str = "kuryr-subnet-";
 const LOWER_HALF: &str = "kuryr.net.uuid.lh:";
 const UPPER_HALF: &str = "kuryr.net.uuid.uh:";
 const EXISTING_NET_PREFIX: &str = "kuryr.net.existing:";
-/// Tag on a kuryr subnetpool recording Docker's `--ip-range` for the subnet to come.
-const SUB_POOL_PREFIX: &str = "kuryr.subpool:";
 
 /// The two tags that carry a Docker network or endpoint id.
 pub fn id_tags(id: &DockerId) -> [String; 2] {
@@ -77,19 +75,8 @@ pub fn exposed_ports_group_name(port_id: &str) -> String {
 /// Description of that security group (as upstream writes it).
 pub const EXPOSED_PORTS_GROUP_DESCRIPTION: &str = "Docker exposed ports created by Kuryr.";
 
-/// Tag recording an `--ip-range`.
-pub fn sub_pool_tag(sub_pool: &IpNet) -> String {
-    format!("{SUB_POOL_PREFIX}{sub_pool}")
-}
-
-/// The `--ip-range` recorded on a subnetpool, if any.
-pub fn sub_pool_of(tags: &[String]) -> Option<IpNet> {
-    tags.iter()
-        .find_map(|t| t.strip_prefix(SUB_POOL_PREFIX))
-        .and_then(|c| c.parse().ok())
-}
-
 const HOST_PREFIX: &str = "kuryr.host:";
+const ADOPTED_BY_PREFIX: &str = "kuryr.adopted.mac:";
 const REQUEST_PREFIX: &str = "kuryr.req:";
 /// Neutron's limit on a tag's length.
 const TAG_MAX: usize = 60;
@@ -108,6 +95,18 @@ pub fn host_tag(host_id: &str) -> String {
     let keep = TAG_MAX - HOST_PREFIX.len() - 17;
     let head: String = host_id.chars().take(keep).collect();
     format!("{HOST_PREFIX}{head}~{hash:016x}")
+}
+
+/// Tag of an adopted port naming the MAC Docker gave the endpoint that asked for it, so that
+/// the same endpoint's request for its other address family (`--ip` and `--ip6` on one
+/// dual-stack port) is told from another endpoint's.
+pub fn adopted_by_tag(mac: &kuryr_libnetwork::values::MacAddress) -> String {
+    format!("{ADOPTED_BY_PREFIX}{mac}")
+}
+
+/// Whether `tag` is one of kuryr's tags on a port it adopted (given back on release).
+pub fn is_adoption_tag(tag: &str) -> bool {
+    tag == EXISTING_PORT_TAG || tag.starts_with(ADOPTED_BY_PREFIX) || tag.starts_with(HOST_PREFIX)
 }
 
 /// A tag that no other create request carries, so that a create whose answer was lost can
@@ -178,22 +177,6 @@ mod tests {
             "kuryrPool-fd00::/64"
         );
         assert_eq!(endpoint_port_name(&net), format!("{}-port", net.as_str()));
-    }
-
-    #[test]
-    fn sub_pool_round_trips_through_a_tag() {
-        let r: IpNet = "10.0.1.0/24".parse().unwrap();
-        let tags = vec!["x".to_string(), sub_pool_tag(&r)];
-        assert_eq!(sub_pool_of(&tags), Some(r));
-        assert!(
-            sub_pool_tag(
-                &"fd00:1234:5678:9abc:def0:1234:5678:9a00/120"
-                    .parse()
-                    .unwrap()
-            )
-            .len()
-                <= 60
-        );
     }
 
     #[test]

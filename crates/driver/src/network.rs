@@ -11,7 +11,7 @@ use kuryr_libnetwork::network::{CreateNetworkRequest, IpamData, NetworkRequest};
 use kuryr_libnetwork::plugin::Empty;
 use kuryr_libnetwork::DockerId;
 use kuryr_openstack::neutron::{
-    AllocationPool, Filters, Network, NetworkSpec, Port, Subnet, SubnetPool, SubnetSpec,
+    Filters, Network, NetworkSpec, Port, Subnet, SubnetPool, SubnetSpec,
 };
 
 use crate::error::{host_err, neutron_err, DriverError, Result};
@@ -293,9 +293,6 @@ impl Driver {
     ) -> Result<()> {
         let (cidr, gateway) = (data.pool, data.gateway.map(|g| g.addr()));
         let name = mapping::subnet_name(&cidr);
-        let allocation_pools = pool
-            .and_then(|p| mapping::sub_pool_of(&p.tags))
-            .map(|range| allocation_pools(cidr, range, gateway));
         let api = self.neutron.subnets();
         let subnet = api
             .create(&SubnetSpec {
@@ -306,7 +303,6 @@ impl Driver {
                 subnetpool_id: pool.filter(|_| from_pool).map(|p| p.id.clone()),
                 enable_dhcp: Some(self.config.enable_dhcp),
                 gateway_ip: gateway.map(|g| Some(g.to_string())),
-                allocation_pools,
                 ..Default::default()
             })
             .await;
@@ -450,7 +446,7 @@ impl Driver {
         // Pools released before this call (Docker 20.10's order) go now that they are unused.
         for pool_id in pools {
             if let Ok(Some(pool)) = self.neutron.subnetpools().get_opt(&pool_id).await {
-                self.forget_pool(&pool).await?;
+                self.forget_subnetpool(&pool).await?;
             }
         }
         Ok(Empty {})
@@ -563,80 +559,4 @@ fn check_ipam_data(family: Family, data: &IpamData) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Neutron allocation pools for an `--ip-range` inside a subnet, leaving out the subnet's
-/// network and broadcast addresses and the gateway (Neutron refuses pools that hold them).
-fn allocation_pools(cidr: IpNet, range: IpNet, gateway: Option<IpAddr>) -> Vec<AllocationPool> {
-    let to_u128 = |ip: IpAddr| match ip {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    };
-    let from_u128 = |n: u128| -> IpAddr {
-        match cidr {
-            IpNet::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(u32::try_from(n).unwrap_or(0))),
-            IpNet::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(n)),
-        }
-    };
-    let mut start = to_u128(range.network()).max(to_u128(cidr.network()) + 1);
-    let mut end = to_u128(range.broadcast());
-    if matches!(cidr, IpNet::V4(_)) {
-        end = end.min(to_u128(cidr.broadcast()).saturating_sub(1));
-    }
-    let mut pools = Vec::new();
-    if let Some(gw) = gateway.map(to_u128).filter(|g| (start..=end).contains(g)) {
-        if gw > start {
-            pools.push((start, gw - 1));
-        }
-        start = gw + 1;
-    }
-    if start <= end {
-        pools.push((start, end));
-    }
-    pools
-        .into_iter()
-        .map(|(s, e)| AllocationPool {
-            start: from_u128(s).to_string(),
-            end: from_u128(e).to_string(),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pools(cidr: &str, range: &str, gw: Option<&str>) -> Vec<(String, String)> {
-        allocation_pools(
-            cidr.parse().unwrap(),
-            range.parse().unwrap(),
-            gw.map(|g| g.parse().unwrap()),
-        )
-        .into_iter()
-        .map(|p| (p.start, p.end))
-        .collect()
-    }
-
-    #[test]
-    fn allocation_pools_avoid_gateway_and_edges() {
-        assert_eq!(
-            pools("10.0.0.0/16", "10.0.1.0/24", Some("10.0.0.1")),
-            vec![("10.0.1.0".into(), "10.0.1.255".into())]
-        );
-        assert_eq!(
-            pools("10.0.0.0/24", "10.0.0.0/25", Some("10.0.0.1")),
-            vec![("10.0.0.2".into(), "10.0.0.127".into())]
-        );
-        assert_eq!(
-            pools("10.0.0.0/24", "10.0.0.128/25", Some("10.0.0.200")),
-            vec![
-                ("10.0.0.128".into(), "10.0.0.199".into()),
-                ("10.0.0.201".into(), "10.0.0.254".into())
-            ]
-        );
-        assert_eq!(
-            pools("fd00::/64", "fd00::/120", None),
-            vec![("fd00::1".into(), "fd00::ff".into())]
-        );
-    }
 }

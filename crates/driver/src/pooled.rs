@@ -66,7 +66,7 @@ impl Driver {
             .find(|f| f.subnet_id == subnet.id)
             .and_then(|f| f.ip_address.parse::<IpAddr>().ok());
         let Some(ip) = ip else {
-            pools.forget(&port.id);
+            pools.forget_port(&port.id);
             return Ok(None);
         };
         Ok(Some(RequestAddressResponse {
@@ -200,7 +200,7 @@ impl Driver {
         if let Some(subnet) = self.cache.pool_subnet(pool_id.as_str()) {
             return Ok(Some(subnet));
         }
-        let Some(pool) = self.pool(pool_id).await? else {
+        let Some(pool) = self.subnetpool(pool_id).await? else {
             return Ok(None);
         };
         let subnet = self.subnet_of_pool(&pool).await?;

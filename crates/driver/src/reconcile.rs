@@ -28,7 +28,7 @@ use kuryr_openstack::neutron::{Filters, Network, Port};
 use serde::Serialize;
 
 use crate::error::{host_err, neutron_err, DriverError, Result};
-use crate::mapping::{self, DEVICE_OWNER, UNBOUND_PORT_NAME};
+use crate::mapping::{self, DEVICE_OWNER, EXISTING_PORT_TAG, UNBOUND_PORT_NAME};
 use crate::{Driver, PortMode};
 
 /// What Docker's engine holds on kuryr's networks, as its API shows it.
@@ -369,8 +369,10 @@ fn judge_port(port: &Port, docker: Option<&DockerView>, local: bool) -> Option<F
             )
         });
     }
-    let address_port = port.name == UNBOUND_PORT_NAME
-        && port.tags.iter().any(|t| t == DEVICE_OWNER)
+    // An address port: made by RequestAddress, or a user's port it adopted, not yet bound.
+    let address_port = ((port.name == UNBOUND_PORT_NAME
+        && port.tags.iter().any(|t| t == DEVICE_OWNER))
+        || port.tags.iter().any(|t| t == EXISTING_PORT_TAG))
         && port.binding_host_id.is_empty();
     if !local || !address_port {
         return None;

@@ -287,6 +287,73 @@ async fn dual_stack_container_has_one_port_with_both_addresses() {
     .await;
 }
 
+/// `--ip` and `--ip6` naming the two addresses of one dual-stack port the user made: the
+/// container gets that one port, twice in a row (nothing left tagged after the first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_and_ip6_adopt_one_dual_stack_port() {
+    const V4: &str = "10.201.41.0/24";
+    const V6: &str = "fd00:201:41::/64";
+    const IP: &str = "10.201.41.70";
+    const IP6: &str = "fd00:201:41::70";
+    with_kuryr("dual-port", &[V4, V6], |k| async move {
+        let net_name = k.name("net");
+        let id = k
+            .create_network(&net_name, &["--ipv6", "--subnet", V4, "--subnet", V6])
+            .await;
+        let net = k.network_of(&id).await;
+        let mut subnets = k.subnets_on(&net.id).await;
+        subnets.sort_by_key(|s| s.ip_version);
+        let user = k
+            .neutron
+            .ports()
+            .create(&kuryr_openstack::neutron::PortSpec {
+                name: Some(k.name("user-port")),
+                network_id: Some(net.id.clone()),
+                fixed_ips: Some(vec![
+                    FixedIp {
+                        subnet_id: subnets[0].id.clone(),
+                        ip_address: IP.into(),
+                    },
+                    FixedIp {
+                        subnet_id: subnets[1].id.clone(),
+                        ip_address: IP6.into(),
+                    },
+                ]),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        k.neutron_ports.lock().unwrap().push(user.id.clone());
+
+        for round in 1..=2 {
+            let c = k.name(&format!("c{round}"));
+            k.run(&c, &["--net", &net_name, "--ip", IP, "--ip6", IP6])
+                .await;
+            let a = k.attachment(&c, &net_name).await;
+            assert_eq!((a.ip.as_str(), a.ipv6.as_str()), (IP, IP6), "round {round}");
+            let port = k.port_of(&a.endpoint_id).await;
+            assert_eq!(
+                port.id, user.id,
+                "round {round}: the user's port serves both"
+            );
+            assert_eq!(k.ports_on(&net.id).await.len(), 1, "no other port");
+            let (addr, _) = k.interface(&c, "eth0").await;
+            assert!(addr.contains(&format!("inet {IP}/24")), "{addr}");
+            assert!(addr.contains(&format!("inet6 {IP6}/64")), "{addr}");
+            k.remove_container(&c).await;
+            eventually("the port is given back", || async {
+                let p = k.neutron.ports().get(&user.id).await.unwrap();
+                p.tags.is_empty().then_some(())
+            })
+            .await;
+        }
+        k.neutron.ports().delete(&user.id).await.unwrap();
+        k.neutron_ports.lock().unwrap().clear();
+        k.remove_network(&net_name).await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_and_disconnect_a_running_container() {
     const A: &str = "10.201.4.0/24";
@@ -748,28 +815,20 @@ async fn network_without_subnet_uses_the_default_pool() {
 async fn ipam_releases_addresses_and_pools() {
     const CIDR: &str = "10.201.10.0/24";
     const RANGE: &str = "10.201.10.128/25";
-    with_kuryr("ipam", &[CIDR], |k| async move {
+    with_kuryr("ipam", &[CIDR, RANGE], |k| async move {
         let net_name = k.name("net");
         let id = k
             .create_network(&net_name, &["--subnet", CIDR, "--ip-range", RANGE])
             .await;
+        // As upstream: the --ip-range is the subnetpool's and the subnet's CIDR.
         let net = k.network_of(&id).await;
         let subnet = k.subnets_on(&net.id).await.remove(0);
+        assert_eq!(subnet.cidr, RANGE);
+        assert_eq!(subnet.name, format!("kuryr-subnet-{RANGE}"));
         let pool_id = subnet.subnetpool_id.clone().unwrap();
         let pool = k.neutron.subnetpools().get(&pool_id).await.unwrap();
-        assert!(
-            pool.tags.contains(&format!("kuryr.subpool:{RANGE}")),
-            "{:?}",
-            pool.tags
-        );
-        assert!(
-            subnet
-                .allocation_pools
-                .iter()
-                .all(|p| in_cidr(&p.start, RANGE) && in_cidr(&p.end, RANGE)),
-            "{:?}",
-            subnet.allocation_pools
-        );
+        assert_eq!(pool.name, format!("kuryrPool-{RANGE}"));
+        assert_eq!(pool.prefixes, vec![RANGE.to_string()]);
 
         // The second container asks for its MAC: the IPAM port is created with it.
         const MAC: &str = "02:42:0a:c9:0a:99";
@@ -781,7 +840,7 @@ async fn ipam_releases_addresses_and_pools() {
             k.run(&c, &args).await;
             let a = k.attachment(&c, &net_name).await;
             assert!(in_cidr(&a.ip, RANGE), "{a:?} in --ip-range {RANGE}");
-            assert_eq!(a.prefix_len, 24);
+            assert_eq!(a.prefix_len, 25);
             let port = k.port_of(&a.endpoint_id).await;
             assert!(port.mac_address.eq_ignore_ascii_case(&a.mac), "{port:#?}");
             if i == 2 {
@@ -836,7 +895,73 @@ async fn ipam_releases_addresses_and_pools() {
             .await
             .unwrap()
             .is_none());
-        assert!(k.pools_named(&format!("kuryrPool-{CIDR}")).await.is_empty());
+        assert!(k
+            .pools_named(&format!("kuryrPool-{RANGE}"))
+            .await
+            .is_empty());
+    })
+    .await;
+}
+
+/// `--ip-range` on an existing Neutron network, as upstream does it: the existing subnet
+/// whose CIDR is the range is used (not a new one for `--subnet`, which would overlap it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_range_on_an_existing_network_uses_its_subnet() {
+    const SUBNET: &str = "10.208.0.0/16";
+    const RANGE: &str = "10.208.1.0/24";
+    with_kuryr("ip-range", &[RANGE], |k| async move {
+        let (net, user_subnets) = k.neutron_network(&k.name("neutron-net"), &[RANGE]).await;
+        let user = user_subnets[0].clone();
+        let name = k.name("net");
+        let opt = format!("neutron.net.name={}", net.name);
+        let id = k
+            .create_network(
+                &name,
+                &["--subnet", SUBNET, "--ip-range", RANGE, "-o", &opt],
+            )
+            .await;
+        assert_eq!(k.network_of(&id).await.id, net.id);
+        let subnets = k.subnets_on(&net.id).await;
+        assert_eq!(
+            subnets.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            vec![&user.id],
+            "the existing subnet is used: {subnets:#?}"
+        );
+        let pools = k.pools_named(&format!("kuryrPool-{RANGE}")).await;
+        assert_eq!(pools.len(), 1, "{pools:#?}");
+        assert_eq!(pools[0].prefixes, vec![RANGE.to_string()]);
+
+        let c = k.name("c");
+        k.run(&c, &["--net", &name]).await;
+        let a = k.attachment(&c, &name).await;
+        assert!(in_cidr(&a.ip, RANGE), "{a:?}");
+        assert_eq!(a.prefix_len, 24, "{a:?}");
+        let port = k.port_of(&a.endpoint_id).await;
+        assert_eq!(port.fixed_ips.len(), 1, "{port:#?}");
+        assert_eq!(port.fixed_ips[0].subnet_id, user.id);
+
+        k.remove_container(&c).await;
+        k.remove_network(&name).await;
+        assert!(
+            k.neutron
+                .subnets()
+                .get_opt(&user.id)
+                .await
+                .unwrap()
+                .is_some(),
+            "the user's subnet stays"
+        );
+        assert!(k
+            .neutron
+            .networks()
+            .get_opt(&net.id)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(k
+            .pools_named(&format!("kuryrPool-{RANGE}"))
+            .await
+            .is_empty());
     })
     .await;
 }

@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kuryr::reconciler::{GcReport, GcRequest, Reconciler};
+use kuryr_openstack::neutron::{FixedIp, NetworkSpec, PortSpec, SubnetSpec};
 use serde_json::json;
 use support::flow::{bare, host_ifname, link_exists, mac, network_of, ports_with_ip, Flow};
-use support::{cidrs, neutron, Plugin};
+use support::{cidrs, neutron, unique, Plugin};
 
 fn docker_socket() -> PathBuf {
     let host =
@@ -62,6 +63,57 @@ async fn orphans_are_found_reported_and_removed() {
         .unwrap()
         .to_owned();
     let address_port = ports_with_ip(&n, &net, bare(&lost)).await.pop().unwrap();
+    // A user's port on the user's network, adopted by `--ip` for a container that never
+    // started (the network is the user's too: no orphan itself, only its port is judged).
+    let (user_v4, _) = cidrs(211);
+    let user_net = n
+        .networks()
+        .create(&NetworkSpec {
+            name: Some(unique("gc-user-net")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let user_subnet = n
+        .subnets()
+        .create(&SubnetSpec {
+            network_id: Some(user_net.id.clone()),
+            ip_version: Some(4),
+            cidr: Some(user_v4.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let adopted_ip = format!("{}77", user_v4.trim_end_matches("0/24"));
+    let user_port = n
+        .ports()
+        .create(&PortSpec {
+            name: Some(unique("gc-user-port")),
+            network_id: Some(user_net.id.clone()),
+            fixed_ips: Some(vec![FixedIp {
+                subnet_id: user_subnet.id.clone(),
+                ip_address: adopted_ip.clone(),
+            }]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let on_user_net = Flow::create(
+        &plugin,
+        Some(&user_v4),
+        None,
+        json!({"neutron.net.uuid": user_net.id}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    plugin
+        .ok(
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": on_user_net.pools[0], "Address": adopted_ip,
+                   "Options": {"com.docker.network.endpoint.macaddress": mac(63)}}),
+        )
+        .await;
     // An endpoint Docker never had (its DeleteEndpoint will never come).
     let (_, addresses) = flow.run(&mac(61), &[]).await;
     let endpoint_port = ports_with_ip(&n, &net, bare(&addresses[0]))
@@ -105,6 +157,7 @@ async fn orphans_are_found_reported_and_removed() {
     let found = resources(&dry);
     for (what, id) in [
         ("the address port", &address_port.id),
+        ("the adopted port", &user_port.id),
         ("the endpoint port", &endpoint_port.id),
         ("the interface of the deleted port", &gone_tap),
         ("the network Docker never had", &net),
@@ -140,6 +193,14 @@ async fn orphans_are_found_reported_and_removed() {
             "port {id} is gone"
         );
     }
+    let given_back = n.ports().get(&user_port.id).await.unwrap();
+    assert!(
+        given_back.tags.is_empty(),
+        "the adopted port is given back, not deleted: {given_back:#?}"
+    );
+    n.ports().delete(&user_port.id).await.unwrap();
+    on_user_net.remove().await;
+    n.networks().delete(&user_net.id).await.unwrap();
     assert!(!link_exists(&endpoint_tap), "{endpoint_tap} is gone");
     assert!(!link_exists(&gone_tap), "{gone_tap} is gone");
     assert!(

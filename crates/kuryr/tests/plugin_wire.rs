@@ -674,6 +674,104 @@ async fn precreated_port_is_adopted_by_ip_and_reset_not_deleted() {
     flow.remove().await;
 }
 
+/// `--ip` and `--ip6` of one endpoint on one dual-stack port the user made: both requests
+/// adopt it (Docker gives both the endpoint's MAC), another endpoint's request is refused,
+/// and the release gives the port back with none of kuryr's tags.
+#[tokio::test]
+async fn one_existing_dual_stack_port_serves_ip_and_ip6() {
+    let n = neutron();
+    let plugin = Plugin::start().await;
+    let (v4, v6) = cidrs(14);
+    let flow = Flow::create(&plugin, Some(&v4), Some(&v6), json!({}), json!({}))
+        .await
+        .unwrap();
+    let net = network_of(&n, &flow.docker_net).await.unwrap();
+    let subnets: Vec<Subnet> = n
+        .subnets()
+        .list(&Filters::new().eq("network_id", net.id.as_str()))
+        .await
+        .unwrap();
+    let subnet_of = |version: u8| {
+        subnets
+            .iter()
+            .find(|s| s.ip_version == version)
+            .unwrap()
+            .id
+            .clone()
+    };
+    let ip = format!("{}60", v4.trim_end_matches("0/24"));
+    let ip6 = format!("{}60", v6.trim_end_matches("/64"));
+    let user_port = n
+        .ports()
+        .create(&PortSpec {
+            name: Some(unique("dualport")),
+            network_id: Some(net.id.clone()),
+            fixed_ips: Some(vec![
+                FixedIp {
+                    subnet_id: subnet_of(4),
+                    ip_address: ip.clone(),
+                },
+                FixedIp {
+                    subnet_id: subnet_of(6),
+                    ip_address: ip6.clone(),
+                },
+            ]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Another endpoint asking for the IPv6 address after this one took the IPv4 one.
+    let first = plugin
+        .ok(
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": flow.pools[0], "Address": ip,
+                   "Options": {"com.docker.network.endpoint.macaddress": mac(20)}}),
+        )
+        .await;
+    assert_eq!(bare(first["Address"].as_str().unwrap()), ip);
+    let (status, answer) = plugin
+        .call(
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": flow.pools[1], "Address": ip6,
+                   "Options": {"com.docker.network.endpoint.macaddress": mac(21)}}),
+        )
+        .await;
+    assert_eq!(status, 409, "another endpoint is refused: {answer}");
+    plugin
+        .ok(
+            "/IpamDriver.ReleaseAddress",
+            json!({"PoolID": flow.pools[0], "Address": ip}),
+        )
+        .await;
+    let released = n.ports().get(&user_port.id).await.unwrap();
+    assert!(released.tags.is_empty(), "given back: {:?}", released.tags);
+
+    // One endpoint, both families, one port.
+    let (endpoint, addresses) = flow
+        .run(&mac(22), &[Some(ip.as_str()), Some(ip6.as_str())])
+        .await;
+    assert_eq!(bare(&addresses[0]), ip);
+    assert_eq!(bare(&addresses[1]), ip6);
+    let adopted = port_of(&n, &endpoint).await.unwrap();
+    assert_eq!(adopted.id, user_port.id, "the user's port serves both");
+    assert_eq!(adopted.device_owner, "compute:kuryr");
+    assert_eq!(adopted.fixed_ips.len(), 2, "{adopted:#?}");
+    assert_eq!(
+        ports_with_ip(&n, &net.id, &ip).await.len(),
+        1,
+        "no port was made beside it"
+    );
+
+    flow.stop(&endpoint, &addresses).await;
+    let reset = n.ports().get(&user_port.id).await.unwrap();
+    assert_eq!(reset.device_owner, "");
+    assert!(reset.tags.is_empty(), "{:?}", reset.tags);
+    assert_eq!(reset.fixed_ips.len(), 2, "both addresses stay the user's");
+    n.ports().delete(&user_port.id).await.unwrap();
+    flow.remove().await;
+}
+
 #[tokio::test]
 async fn overlapping_cidrs_on_two_networks_with_named_subnets() {
     let n = neutron();

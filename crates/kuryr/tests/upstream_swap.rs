@@ -565,8 +565,8 @@ async fn remove_network(k: &Kuryr, name: &str, docker_id: &str, made: &(Network,
 // ---------------------------------------------------------------------------------------
 // Tests
 
-/// Upstream makes the network and a container; ours takes over the plugin: the upstream
-/// container keeps talking to a container ours starts, and ours removes both and the network.
+/// Upstream makes the network (with `--ip-range`) and a container; ours takes over the
+/// plugin: the upstream container keeps talking to a container ours starts, and ours removes both and the network.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_network_keeps_working_after_swapping_to_ours() {
     const CIDR: &str = "10.204.1.0/24";
@@ -576,9 +576,20 @@ async fn upstream_network_keeps_working_after_swapping_to_ours() {
         s.start_upstream().await;
         let net_name = k.name("net");
         s.step("upstream: docker network create");
-        // Upstream needs --gateway (without it its RequestAddress answers no address).
+        // Upstream needs --gateway (without it its RequestAddress answers no address). With
+        // --ip-range, upstream's subnetpool and subnet take the range's CIDR, as ours do.
         let docker_id = k
-            .create_network(&net_name, &["--subnet", CIDR, "--gateway", "10.204.1.1"])
+            .create_network(
+                &net_name,
+                &[
+                    "--subnet",
+                    "10.204.0.0/23",
+                    "--ip-range",
+                    CIDR,
+                    "--gateway",
+                    "10.204.1.1",
+                ],
+            )
             .await;
         let made = check_network(k, &docker_id, CIDR).await;
         let (net, subnet, _) = &made;

@@ -221,7 +221,7 @@ impl Pools {
                 tracing::warn!(port = %port_id, "deleting a pool port: {e}; the next scan retries")
             }
         }
-        self.forget(port_id);
+        self.forget_port(port_id);
     }
 }
 

@@ -352,7 +352,7 @@ impl Pools {
 
     /// Stop tracking a port: it is gone, or the usual path took it over.
     /// Returns whether the port's interface waited plugged in.
-    pub fn forget(&self, port_id: &str) -> bool {
+    pub fn forget_port(&self, port_id: &str) -> bool {
         let mut st = self.state();
         st.held.remove(port_id);
         st.known.remove(port_id);
@@ -464,7 +464,7 @@ impl Pools {
     /// longer track it, and releasing it follows the usual rules. An interface that waited
     /// plugged in loses its pool mark: a restarted daemon must not take it for a free port.
     pub async fn release_to_slow_path(&self, port_id: &str) {
-        if self.forget(port_id) {
+        if self.forget_port(port_id) {
             if let Err(e) = self.unmark(port_id).await {
                 tracing::warn!(port = %port_id, "clearing the pool mark of a port's interface: {}", e.report());
             }

@@ -57,7 +57,7 @@ impl Pools {
         for id in gone {
             tracing::info!(port = %id, "a free pool port was deleted in Neutron; removing its interface");
             self.remove_interface(&id).await;
-            self.forget(&id);
+            self.forget_port(&id);
         }
     }
 
@@ -253,7 +253,7 @@ impl Pools {
                             false
                         }
                     };
-                    pools.forget(&id);
+                    pools.forget_port(&id);
                     gone
                 });
             }
