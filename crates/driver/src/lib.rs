@@ -163,42 +163,32 @@ impl Driver {
     /// [`DriverError`] with the status and message to send to Docker (which shows it after
     /// the call's name, so messages do not repeat it).
     pub async fn handle(&self, call: Call) -> Result<Value> {
-        // Calls answered without Neutron.
-        match &call {
-            Call::Activate => return json(ActivateResponse::network_and_ipam()),
-            Call::NetworkCapabilities => {
-                return json(Capabilities {
-                    scope: self.config.capability_scope.clone(),
-                    connectivity_scope: Some(self.config.capability_scope.clone()),
-                })
-            }
-            Call::IpamCapabilities => {
-                // With pools, the port's MAC is set when the pool is filled (Neutron refuses
-                // to change a bound port's MAC): Docker then takes it from CreateEndpoint.
-                return json(IpamCapabilities {
-                    requires_mac_address: self.pools.is_none(),
-                    requires_request_replay: false,
-                });
-            }
-            Call::DefaultAddressSpaces => {
-                return json(DefaultAddressSpaces {
-                    local: self.config.local_default_address_space.clone(),
-                    global: self.config.global_default_address_space.clone(),
-                })
-            }
-            Call::AllocateNetwork(req) => {
-                return json(AllocateNetworkResponse {
-                    options: req.options.clone(),
-                })
-            }
+        if needs_neutron(&call) {
+            self.readiness.ready().await?;
+        }
+        match call {
+            Call::Activate => json(ActivateResponse::network_and_ipam()),
+            Call::NetworkCapabilities => json(Capabilities {
+                scope: self.config.capability_scope.clone(),
+                connectivity_scope: Some(self.config.capability_scope.clone()),
+            }),
+            // With pools, the port's MAC is set when the pool is filled (Neutron refuses to
+            // change a bound port's MAC): Docker then takes it from CreateEndpoint.
+            Call::IpamCapabilities => json(IpamCapabilities {
+                requires_mac_address: self.pools.is_none(),
+                requires_request_replay: false,
+            }),
+            Call::DefaultAddressSpaces => json(DefaultAddressSpaces {
+                local: self.config.local_default_address_space.clone(),
+                global: self.config.global_default_address_space.clone(),
+            }),
+            Call::AllocateNetwork(req) => json(AllocateNetworkResponse {
+                options: req.options.clone(),
+            }),
             Call::FreeNetwork(_)
             | Call::Leave(_)
             | Call::DiscoverNew(_)
-            | Call::DiscoverDelete(_) => return json(Empty {}),
-            _ => {}
-        }
-        self.readiness.ready().await?;
-        match call {
+            | Call::DiscoverDelete(_) => json(Empty {}),
             Call::RequestPool(req) => json(self.request_pool(&req).await?),
             Call::ReleasePool(req) => json(self.release_pool(&req).await?),
             Call::RequestAddress(req) => json(self.request_address(&req).await?),
@@ -228,10 +218,6 @@ impl Driver {
                 };
                 json(self.finishing(teardown, self.revoke_external(&req)).await?)
             }
-            other => Err(DriverError::bug(format!(
-                "{} has no handler",
-                call_name(&other)
-            ))),
         }
     }
 
@@ -243,33 +229,33 @@ impl Driver {
     }
 }
 
-fn json<T: Serialize>(value: T) -> Result<Value> {
-    serde_json::to_value(value).map_err(|e| DriverError::bug(format!("encoding the answer: {e}")))
+/// Whether a call waits for Neutron to be usable; the others are answered at once.
+fn needs_neutron(call: &Call) -> bool {
+    match call {
+        Call::Activate
+        | Call::NetworkCapabilities
+        | Call::IpamCapabilities
+        | Call::DefaultAddressSpaces
+        | Call::AllocateNetwork(_)
+        | Call::FreeNetwork(_)
+        | Call::Leave(_)
+        | Call::DiscoverNew(_)
+        | Call::DiscoverDelete(_) => false,
+        Call::RequestPool(_)
+        | Call::ReleasePool(_)
+        | Call::RequestAddress(_)
+        | Call::ReleaseAddress(_)
+        | Call::CreateNetwork(_)
+        | Call::DeleteNetwork(_)
+        | Call::CreateEndpoint(_)
+        | Call::EndpointOperInfo(_)
+        | Call::DeleteEndpoint(_)
+        | Call::Join(_)
+        | Call::ProgramExternalConnectivity(_)
+        | Call::RevokeExternalConnectivity(_) => true,
+    }
 }
 
-/// The protocol name of a call, for messages and logs.
-pub fn call_name(call: &Call) -> &'static str {
-    match call {
-        Call::Activate => "Plugin.Activate",
-        Call::NetworkCapabilities => "NetworkDriver.GetCapabilities",
-        Call::CreateNetwork(_) => "NetworkDriver.CreateNetwork",
-        Call::DeleteNetwork(_) => "NetworkDriver.DeleteNetwork",
-        Call::AllocateNetwork(_) => "NetworkDriver.AllocateNetwork",
-        Call::FreeNetwork(_) => "NetworkDriver.FreeNetwork",
-        Call::CreateEndpoint(_) => "NetworkDriver.CreateEndpoint",
-        Call::EndpointOperInfo(_) => "NetworkDriver.EndpointOperInfo",
-        Call::DeleteEndpoint(_) => "NetworkDriver.DeleteEndpoint",
-        Call::Join(_) => "NetworkDriver.Join",
-        Call::Leave(_) => "NetworkDriver.Leave",
-        Call::DiscoverNew(_) => "NetworkDriver.DiscoverNew",
-        Call::DiscoverDelete(_) => "NetworkDriver.DiscoverDelete",
-        Call::ProgramExternalConnectivity(_) => "NetworkDriver.ProgramExternalConnectivity",
-        Call::RevokeExternalConnectivity(_) => "NetworkDriver.RevokeExternalConnectivity",
-        Call::IpamCapabilities => "IpamDriver.GetCapabilities",
-        Call::DefaultAddressSpaces => "IpamDriver.GetDefaultAddressSpaces",
-        Call::RequestPool(_) => "IpamDriver.RequestPool",
-        Call::ReleasePool(_) => "IpamDriver.ReleasePool",
-        Call::RequestAddress(_) => "IpamDriver.RequestAddress",
-        Call::ReleaseAddress(_) => "IpamDriver.ReleaseAddress",
-    }
+fn json<T: Serialize>(value: T) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| DriverError::bug(format!("encoding the answer: {e}")))
 }

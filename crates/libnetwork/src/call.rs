@@ -42,6 +42,35 @@ pub enum Call {
     ReleaseAddress(ReleaseAddressRequest),
 }
 
+impl Call {
+    /// The protocol name of the call (its path without the `/`), for messages and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::Activate => "Plugin.Activate",
+            Call::NetworkCapabilities => "NetworkDriver.GetCapabilities",
+            Call::CreateNetwork(_) => "NetworkDriver.CreateNetwork",
+            Call::DeleteNetwork(_) => "NetworkDriver.DeleteNetwork",
+            Call::AllocateNetwork(_) => "NetworkDriver.AllocateNetwork",
+            Call::FreeNetwork(_) => "NetworkDriver.FreeNetwork",
+            Call::CreateEndpoint(_) => "NetworkDriver.CreateEndpoint",
+            Call::EndpointOperInfo(_) => "NetworkDriver.EndpointOperInfo",
+            Call::DeleteEndpoint(_) => "NetworkDriver.DeleteEndpoint",
+            Call::Join(_) => "NetworkDriver.Join",
+            Call::Leave(_) => "NetworkDriver.Leave",
+            Call::DiscoverNew(_) => "NetworkDriver.DiscoverNew",
+            Call::DiscoverDelete(_) => "NetworkDriver.DiscoverDelete",
+            Call::ProgramExternalConnectivity(_) => "NetworkDriver.ProgramExternalConnectivity",
+            Call::RevokeExternalConnectivity(_) => "NetworkDriver.RevokeExternalConnectivity",
+            Call::IpamCapabilities => "IpamDriver.GetCapabilities",
+            Call::DefaultAddressSpaces => "IpamDriver.GetDefaultAddressSpaces",
+            Call::RequestPool(_) => "IpamDriver.RequestPool",
+            Call::ReleasePool(_) => "IpamDriver.ReleasePool",
+            Call::RequestAddress(_) => "IpamDriver.RequestAddress",
+            Call::ReleaseAddress(_) => "IpamDriver.ReleaseAddress",
+        }
+    }
+}
+
 /// Why a request was refused before any work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {

@@ -50,6 +50,11 @@ fn body(r: &Recorded) -> Vec<u8> {
 fn every_recorded_request_parses() {
     for r in recordings() {
         let call = parse(&r.path, &body(&r)).unwrap_or_else(|e| panic!("{}: {e}", r.path));
+        assert_eq!(
+            format!("/{}", call.name()),
+            r.path,
+            "the call is named by its path"
+        );
         // Spot checks of what the typed request holds.
         match call {
             Call::CreateNetwork(c) => {

@@ -60,7 +60,7 @@ async fn handle(State(plugin): State<Plugin>, request: Request) -> Response {
             return error(status, e.to_string());
         }
     };
-    let name = kuryr_driver::call_name(&call);
+    let name = call.name();
     // The call runs in its own task: Docker closing the connection (its timeout, a restart)
     // must not stop a Neutron operation half-way, and a panic becomes a 500, not a hang.
     let task = tokio::spawn(async move {
