@@ -304,26 +304,11 @@ async fn ip_and_ip6_adopt_one_dual_stack_port() {
         let mut subnets = k.subnets_on(&net.id).await;
         subnets.sort_by_key(|s| s.ip_version);
         let user = k
-            .neutron
-            .ports()
-            .create(&kuryr_openstack::neutron::PortSpec {
-                name: Some(k.name("user-port")),
-                network_id: Some(net.id.clone()),
-                fixed_ips: Some(vec![
-                    FixedIp {
-                        subnet_id: subnets[0].id.clone(),
-                        ip_address: IP.into(),
-                    },
-                    FixedIp {
-                        subnet_id: subnets[1].id.clone(),
-                        ip_address: IP6.into(),
-                    },
-                ]),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        k.neutron_ports.lock().unwrap().push(user.id.clone());
+            .neutron_port_with(
+                &k.name("user-port"),
+                &[(&subnets[0], IP), (&subnets[1], IP6)],
+            )
+            .await;
 
         for round in 1..=2 {
             let c = k.name(&format!("c{round}"));

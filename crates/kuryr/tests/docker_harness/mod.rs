@@ -704,16 +704,27 @@ impl Kuryr {
 
     /// A Neutron port made by the test (deleted at the end unless deleted before).
     pub async fn neutron_port(&self, name: &str, subnet: &Subnet, ip: &str) -> Port {
+        self.neutron_port_with(name, &[(subnet, ip)]).await
+    }
+
+    /// A port the user made with one address on each of `addresses`' subnets (all of one
+    /// network); deleted at the end.
+    pub async fn neutron_port_with(&self, name: &str, addresses: &[(&Subnet, &str)]) -> Port {
         let port = self
             .neutron
             .ports()
             .create(&PortSpec {
                 name: Some(name.to_owned()),
-                network_id: Some(subnet.network_id.clone()),
-                fixed_ips: Some(vec![FixedIp {
-                    subnet_id: subnet.id.clone(),
-                    ip_address: ip.to_owned(),
-                }]),
+                network_id: Some(addresses[0].0.network_id.clone()),
+                fixed_ips: Some(
+                    addresses
+                        .iter()
+                        .map(|(subnet, ip)| FixedIp {
+                            subnet_id: subnet.id.clone(),
+                            ip_address: (*ip).to_owned(),
+                        })
+                        .collect(),
+                ),
                 ..Default::default()
             })
             .await
