@@ -121,6 +121,17 @@ async fn orphans_are_found_reported_and_removed() {
         .pop()
         .unwrap();
     let endpoint_tap = host_ifname(&endpoint_port.id);
+    // The agent wires the port (a new revision) a moment after the plug; an orphan is one
+    // seen twice unchanged, so the judging starts once the port is ACTIVE.
+    support::eventually(
+        "the endpoint port ACTIVE",
+        Duration::from_secs(60),
+        || async {
+            let p = n.ports().get(&endpoint_port.id).await.unwrap();
+            (p.status == "ACTIVE").then_some(())
+        },
+    )
+    .await;
     // A host interface whose Neutron port someone deleted.
     let (_, addresses) = flow.run(&mac(62), &[]).await;
     let gone = ports_with_ip(&n, &net, bare(&addresses[0]))
