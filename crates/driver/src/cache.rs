@@ -1,15 +1,17 @@
-//! What the pooled path remembers between calls so that a container start asks Neutron
-//! nothing it already asked: the subnet behind a PoolID, the Neutron network of a Docker
-//! network, a network's subnets. Only immutable links are kept for long; networks and
-//! subnets (whose gateway or routes an operator may change) are read again in the background
-//! at every pool scan.
+//! What the driver remembers between calls so that a container start asks Neutron nothing
+//! it already asked: the subnet behind a PoolID, the Neutron network of a Docker network, a
+//! network's subnets. Only immutable links are kept for long; networks and subnets (whose
+//! gateway, routes or MTU an operator may change) are read again in the background, those
+//! used since the last time ([`Cache::take_used`]), so an idle network costs Neutron nothing.
 //! Entries go when kuryr deletes what they describe. Neutron remains the source of truth:
 //! a restarted daemon starts empty and asks again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use kuryr_openstack::neutron::{Network, Subnet};
+use kuryr_openstack::neutron::{Network, Subnet, SubnetPool};
+
+use crate::lookup::same_cidr;
 
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
@@ -24,6 +26,16 @@ struct Inner {
     networks: HashMap<String, Network>,
     /// Neutron network id → its subnets.
     subnets: HashMap<String, Vec<Subnet>>,
+    /// Neutron networks whose entries were read since the last refresh.
+    used: HashSet<String>,
+    /// Subnetpools this daemon made for a CIDR, by id: until a subnet is made from one,
+    /// its gateway is answered without asking Neutron, and CreateNetwork finds it here.
+    new_pools: HashMap<String, SubnetPool>,
+    /// Subnetpools RequestPool answered with, by id (ReleasePool and DeleteNetwork need no
+    /// lookup then).
+    pools: HashMap<String, SubnetPool>,
+    /// Docker networks this daemon was asked to create.
+    create_attempts: HashSet<String>,
 }
 
 impl Cache {
@@ -42,7 +54,10 @@ impl Cache {
     }
 
     pub fn network(&self, docker_id: &str) -> Option<Network> {
-        self.inner().networks.get(docker_id).cloned()
+        let mut inner = self.inner();
+        let network = inner.networks.get(docker_id).cloned()?;
+        inner.used.insert(network.id.clone());
+        Some(network)
     }
 
     pub fn set_network(&self, docker_id: &str, network: &Network) {
@@ -52,7 +67,10 @@ impl Cache {
     }
 
     pub fn subnets(&self, network_id: &str) -> Option<Vec<Subnet>> {
-        self.inner().subnets.get(network_id).cloned()
+        let mut inner = self.inner();
+        let subnets = inner.subnets.get(network_id).cloned()?;
+        inner.used.insert(network_id.to_owned());
+        Some(subnets)
     }
 
     pub fn set_subnets(&self, network_id: &str, subnets: &[Subnet]) {
@@ -62,28 +80,100 @@ impl Cache {
     }
 
     pub fn forget_subnetpool(&self, pool_id: &str) {
-        self.inner().pool_subnets.remove(pool_id);
+        let mut inner = self.inner();
+        inner.pool_subnets.remove(pool_id);
+        inner.new_pools.remove(pool_id);
+        inner.pools.remove(pool_id);
+    }
+
+    pub fn set_pool(&self, pool: &SubnetPool) {
+        self.inner().pools.insert(pool.id.clone(), pool.clone());
+    }
+
+    pub fn pool(&self, pool_id: &str) -> Option<SubnetPool> {
+        self.inner().pools.get(pool_id).cloned()
+    }
+
+    /// A subnetpool this daemon just made, which no subnet uses yet.
+    pub fn set_new_pool(&self, pool: &SubnetPool) {
+        self.inner().new_pools.insert(pool.id.clone(), pool.clone());
+    }
+
+    pub fn new_pool(&self, pool_id: &str) -> Option<SubnetPool> {
+        self.inner().new_pools.get(pool_id).cloned()
+    }
+
+    /// The new pool with exactly this prefix and no subnet tag, if any.
+    pub fn new_pool_of(&self, cidr: &str) -> Option<SubnetPool> {
+        self.inner()
+            .new_pools
+            .values()
+            .find(|p| p.prefixes.len() == 1 && same_cidr(&p.prefixes[0], cidr) && p.tags.is_empty())
+            .cloned()
+    }
+
+    /// A subnet was made from the pool: it is no longer new.
+    pub fn pool_used(&self, pool_id: &str) {
+        self.inner().new_pools.remove(pool_id);
+    }
+
+    /// Whether this is the first CreateNetwork of a Docker network this daemon sees.
+    pub fn first_create_attempt(&self, docker_id: &str) -> bool {
+        self.inner().create_attempts.insert(docker_id.to_owned())
     }
 
     /// A Docker network is being deleted: everything about it goes.
     pub fn forget_network(&self, docker_id: &str, network_id: &str) {
         let mut inner = self.inner();
+        inner.create_attempts.remove(docker_id);
         inner.networks.remove(docker_id);
         inner.subnets.remove(network_id);
         inner.pool_subnets.retain(|_, s| s.network_id != network_id);
     }
 
-    /// The cached networks: (Docker id, Neutron id).
-    pub fn networks(&self) -> Vec<(String, String)> {
-        self.inner()
+    /// What was used since the last call: the cached networks among them (Docker id,
+    /// Neutron id), and the network ids whose subnets are cached.
+    pub fn take_used(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let mut inner = self.inner();
+        let used = std::mem::take(&mut inner.used);
+        let networks = inner
             .networks
             .iter()
+            .filter(|(_, n)| used.contains(&n.id))
             .map(|(d, n)| (d.clone(), n.id.clone()))
-            .collect()
+            .collect();
+        let subnets = inner
+            .subnets
+            .keys()
+            .filter(|id| used.contains(*id))
+            .cloned()
+            .collect();
+        (networks, subnets)
     }
+}
 
-    /// Network ids whose subnets are cached.
-    pub fn subnet_networks(&self) -> Vec<String> {
-        self.inner().subnets.keys().cloned().collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_was_used_is_read_again() {
+        let cache = Cache::default();
+        let network = |id: &str| Network {
+            id: id.into(),
+            ..Default::default()
+        };
+        cache.set_network("d1", &network("n1"));
+        cache.set_network("d2", &network("n2"));
+        cache.set_subnets("n1", &[]);
+        cache.set_subnets("n2", &[]);
+        assert_eq!(cache.take_used(), (vec![], vec![]));
+        cache.network("d1");
+        cache.subnets("n1");
+        assert_eq!(
+            cache.take_used(),
+            (vec![("d1".into(), "n1".into())], vec!["n1".into()])
+        );
+        assert_eq!(cache.take_used(), (vec![], vec![]));
     }
 }

@@ -43,7 +43,7 @@ impl Driver {
         if let Some(pooled) = self.pooled_endpoint(req).await? {
             return Ok(pooled);
         }
-        let network = self.network_of(&req.network_id).await?.ok_or_else(|| {
+        let network = self.cached_network(&req.network_id).await?.ok_or_else(|| {
             DriverError::not_found(format!(
                 "no Neutron network carries the tags of Docker network {}; was it created \
                  with -d kuryr? Re-create it (docker network rm, docker network create)",
@@ -61,7 +61,19 @@ impl Driver {
                  (use --ipam-driver kuryr, or give the network a --subnet)",
             ));
         }
-        let subnets = self.subnets_of(&network.id).await?;
+        let mut subnets = self.cached_subnets(&network.id).await?;
+        let in_subnets = |subnets: &[Subnet]| {
+            addresses.iter().all(|a| {
+                subnets
+                    .iter()
+                    .any(|s| same_cidr(&s.cidr, &a.trunc().to_string()))
+            })
+        };
+        if !in_subnets(&subnets) {
+            // A subnet added since they were remembered.
+            subnets = self.subnets_of(&network.id).await?;
+            self.cache.set_subnets(&network.id, &subnets);
+        }
         let mut fixed_ips = Vec::new();
         for address in &addresses {
             let subnet = subnets
@@ -92,8 +104,12 @@ impl Driver {
             PortMode::Nested(nested) => self.plug_nested(nested, &port, &network).await,
         };
         if let Err(e) = plugged {
+            self.ledger.forget(&port.id);
             self.unbind_after_failure(req, &port, created).await;
             return Err(e);
+        }
+        if is_ipam_port(&port) {
+            self.ledger.bind(&port, req.endpoint_id.as_str());
         }
         // An ipvlan link has the VM's MAC, which Docker must not replace by the port's.
         let ipvlan =
@@ -120,8 +136,23 @@ impl Driver {
         fixed_ips: &[FixedIp],
         mac: Option<&MacAddress>,
     ) -> Result<(Port, bool)> {
+        if let Some(entry) = self.ledger.by_endpoint(req.endpoint_id.as_str()) {
+            return Ok((entry.port, false));
+        }
+        // The port IPAM made here for these addresses: no lookup needed.
+        if let Some(port) = self.ledger_port_for(network, fixed_ips) {
+            let id = port.id.clone();
+            match self.adopt_port(req, port, mac).await {
+                Ok(port) => return Ok((port, false)),
+                // Gone meanwhile: the lookups below tell what there is.
+                Err(e) if e.neutron_cause().is_some_and(|n| n.is_not_found()) => {
+                    self.ledger.forget(&id);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         // A retried call finds its port already tagged.
-        if let Some(port) = self.port_of(&req.endpoint_id).await? {
+        if let Some(port) = self.tagged_port_of(&req.endpoint_id).await? {
             if let Some(pools) = self.pools() {
                 pools.release_to_slow_path(&port.id).await;
             }
@@ -191,6 +222,25 @@ impl Driver {
         }
     }
 
+    /// The unbound port this daemon's IPAM made for exactly these addresses, if it still
+    /// remembers one.
+    fn ledger_port_for(&self, network: &Network, fixed_ips: &[FixedIp]) -> Option<Port> {
+        let mut found: Option<Port> = None;
+        for ip in fixed_ips {
+            let entry = self
+                .ledger
+                .by_address(&network.id, ip.ip_address.parse().ok()?)?;
+            if entry.deleted || entry.endpoint.is_some() || !is_unbound_kuryr_port(&entry.port) {
+                return None;
+            }
+            match &found {
+                Some(p) if p.id != entry.port.id => return None,
+                _ => found = Some(entry.port),
+            }
+        }
+        found.filter(|p| p.fixed_ips.len() == fixed_ips.len())
+    }
+
     /// How the mode claims an endpoint's port.
     fn claim(&self) -> Claim {
         match &self.config.port_mode {
@@ -230,7 +280,7 @@ impl Driver {
         } else {
             api.create(&spec).await
         };
-        let port = created.map_err(neutron_err(format_args!(
+        let mut port = created.map_err(neutron_err(format_args!(
             "creating the port of endpoint {} on network {}",
             req.endpoint_id.as_str(),
             network.id
@@ -245,7 +295,8 @@ impl Driver {
                 &e,
             ));
         }
-        Ok(Port { tags, ..port })
+        with_tags(&mut port, tags);
+        Ok(port)
     }
 
     /// Bind an existing port: host and owner in ONE update (Neutron's DVR scheduling needs
@@ -320,6 +371,8 @@ impl Driver {
         self.add_tags(api, &port.id, &port.tags, &tags)
             .await
             .map_err(neutron_err(format_args!("tagging port {}", port.id)))?;
+        let mut port = port;
+        with_tags(&mut port, tags);
         Ok(port)
     }
 
@@ -456,6 +509,16 @@ impl Driver {
         if self.pooled_delete_endpoint(req).await? {
             return Ok(Empty {});
         }
+        if let Some(entry) = self.ledger.by_endpoint(req.endpoint_id.as_str()) {
+            if self.config.port_mode == PortMode::Veth {
+                // IPAM's own port: ReleaseAddress deletes it next, by id, and its endpoint
+                // tags with it; if that never comes, the reconciler removes it (its endpoint
+                // is gone from Docker).
+                self.unplug(req.endpoint_id.as_str(), &entry.port).await?;
+                self.ledger.unbind(&entry.port);
+                return Ok(Empty {});
+            }
+        }
         let Some(port) = self.port_of(&req.endpoint_id).await? else {
             tracing::warn!(endpoint = %req.endpoint_id.as_str(), "DeleteEndpoint: no Neutron port carries its tags; nothing to undo");
             return Ok(Empty {});
@@ -468,6 +531,9 @@ impl Driver {
         self.remove_tags(self.neutron.ports(), &port.id, &port.tags, &tags)
             .await
             .map_err(neutron_err(format_args!("untagging port {}", port.id)))?;
+        let mut untagged = port;
+        untagged.tags.retain(|t| !tags.contains(t));
+        self.ledger.unbind(&untagged);
         Ok(Empty {})
     }
 
@@ -482,7 +548,7 @@ impl Driver {
                 req.endpoint_id.as_str()
             ))
         })?;
-        let subnets = self.subnets_of(&port.network_id).await?;
+        let subnets = self.cached_subnets(&port.network_id).await?;
         Ok(self.join_response(&port, &subnets))
     }
 
@@ -506,6 +572,21 @@ impl Driver {
             gateway_ipv6: gateway_of(true),
             static_routes: static_routes(port, subnets),
             disable_gateway_service: true,
+        }
+    }
+}
+
+/// Whether a port is one kuryr's IPAM made (ReleaseAddress deletes it), not a user's.
+fn is_ipam_port(port: &Port) -> bool {
+    port.tags.iter().any(|t| t == DEVICE_OWNER)
+        && !port.tags.iter().any(|t| t == mapping::EXISTING_PORT_TAG)
+}
+
+/// What Neutron now has after tagging `port` with `tags`.
+fn with_tags(port: &mut Port, tags: Vec<String>) {
+    for tag in tags {
+        if !port.tags.contains(&tag) {
+            port.tags.push(tag);
         }
     }
 }

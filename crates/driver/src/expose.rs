@@ -35,17 +35,22 @@ impl Driver {
         if rules.is_empty() {
             return Ok(Empty {});
         }
-        let port = self.port_of(&req.endpoint_id).await?.ok_or_else(|| {
-            DriverError::not_found(format!(
-                "no Neutron port carries the tags of endpoint {}; CreateEndpoint did not complete",
-                req.endpoint_id.as_str()
-            ))
-        })?;
+        let port = self
+            .tagged_port_of(&req.endpoint_id)
+            .await?
+            .ok_or_else(|| {
+                DriverError::not_found(format!(
+                    "no Neutron port carries the tags of endpoint {}; CreateEndpoint did not \
+                     complete",
+                    req.endpoint_id.as_str()
+                ))
+            })?;
         let name = exposed_ports_group_name(&port.id);
         // Before the group exists: RevokeExternalConnectivity then looks it up.
         if let Some(pools) = &self.pools {
             pools.set_exposed(req.endpoint_id.as_str());
         }
+        self.ledger.set_exposed(req.endpoint_id.as_str());
         // A retried call finds its group: replace it rather than add a second one.
         let stale = self.exposed_groups(&port.id).await?;
         let group = self
@@ -131,7 +136,13 @@ impl Driver {
                 return Ok(Empty {});
             }
         }
-        let Some(port) = self.port_of(&req.endpoint_id).await? else {
+        // So does a port this daemon bound on the usual path.
+        if let Some(entry) = self.ledger.by_endpoint(req.endpoint_id.as_str()) {
+            if !entry.exposed {
+                return Ok(Empty {});
+            }
+        }
+        let Some(port) = self.tagged_port_of(&req.endpoint_id).await? else {
             return Ok(Empty {});
         };
         let groups = self.exposed_groups(&port.id).await?;

@@ -104,6 +104,7 @@ impl Driver {
             Some(named) => self.adopt_pool(named, &cidr, opts.shared).await?,
             None => self.kuryr_pool(&cidr, subnet.as_ref(), opts.shared).await?,
         };
+        self.cache.set_pool(&pool);
         pool_response(&pool, cidr, subnet.as_ref())
     }
 
@@ -149,8 +150,7 @@ impl Driver {
     }
 
     /// Find or create `kuryrPool-<cidr>`; one per CIDR (and per named subnet) even when
-    /// several calls race: calls here are serialized per CIDR, and when another host created
-    /// the same pool at the same moment, every racer keeps the one with the smallest id.
+    /// several calls of this daemon race: calls here are serialized per CIDR.
     async fn kuryr_pool(
         &self,
         cidr: &IpNet,
@@ -165,23 +165,6 @@ impl Driver {
         if let Some(pool) = self.find_kuryr_pool(cidr, subnet_id).await? {
             check_shared("subnetpool", &pool.id, pool.shared, shared)?;
             return Ok(pool);
-        }
-        if subnet.is_none() {
-            let overlapping = self
-                .neutron
-                .subnets()
-                .list(&Filters::new().eq("cidr", cidr.to_string()))
-                .await
-                .map_err(neutron_err(format_args!(
-                    "looking for subnets with CIDR {cidr}"
-                )))?;
-            if !overlapping.is_empty() {
-                tracing::warn!(
-                    %cidr,
-                    "Neutron already has subnets with this CIDR; to reuse one pass \
-                     -o neutron.subnet.uuid=..., or use a distinct neutron.pool.* per network"
-                );
-            }
         }
         let name = mapping::subnetpool_name(&self.config.subnetpool_name_prefix, cidr);
         let api = self.neutron.subnetpools();
@@ -205,19 +188,12 @@ impl Driver {
                 ));
             }
         }
-        match self.find_kuryr_pool(cidr, subnet_id).await {
-            Ok(Some(winner)) if winner.id != created.id => {
-                // Another host created the same pool at the same time and its id sorts first.
-                tracing::info!(pool = %winner.id, "another kuryr created {name} concurrently; using its pool");
-                let _ = api.delete(&created.id).await;
-                Ok(winner)
-            }
-            Ok(_) => Ok(SubnetPool { tags, ..created }),
-            Err(e) => {
-                let _ = api.delete(&created.id).await;
-                Err(e)
-            }
-        }
+        // Not looked up again: when another host made the same pool at the same moment,
+        // each network keeps its own pool (pools without an address scope may share a
+        // prefix) and both go with their networks; later lookups take the smallest id.
+        let pool = SubnetPool { tags, ..created };
+        self.cache.set_new_pool(&pool);
+        Ok(pool)
     }
 
     /// The kuryr pool of a CIDR: named `kuryrPool-<cidr>` with exactly that prefix, tagged
@@ -328,11 +304,29 @@ impl Driver {
             )));
         };
         let pool = self.kuryr_pool(&cidr, None, opts.shared).await?;
+        self.cache.set_pool(&pool);
         pool_response(&pool, cidr, None)
     }
 
     pub(crate) async fn release_pool(&self, req: &ReleasePoolRequest) -> Result<Empty> {
-        self.cache.forget_subnetpool(req.pool_id.as_str());
+        // Docker 20.10 releases a pool before deleting its network: a pool of kuryr's whose
+        // subnet kuryr made goes with that network's DeleteNetwork, which knows it.
+        let pool_id = req.pool_id.as_str();
+        if let (Some(pool), Some(subnet)) =
+            (self.cache.pool(pool_id), self.cache.pool_subnet(pool_id))
+        {
+            let kuryr_pool = pool
+                .name
+                .starts_with(&format!("{}-", self.config.subnetpool_name_prefix))
+                && !pool.tags.iter().any(|t| t == EXISTING_POOL_TAG);
+            if kuryr_pool
+                && subnet.name.starts_with(SUBNET_NAME_PREFIX)
+                && subnet.subnetpool_id.as_deref() == Some(pool_id)
+            {
+                return Ok(Empty {});
+            }
+        }
+        self.cache.forget_subnetpool(pool_id);
         let Some(pool) = self.subnetpool(&req.pool_id).await? else {
             return Ok(Empty {});
         };
@@ -438,6 +432,17 @@ impl Driver {
         if let Some(pooled) = self.pooled_address(req).await? {
             return Ok(pooled);
         }
+        if let Some(quick) = self.quick_address(req).await? {
+            return Ok(quick);
+        }
+        // The gateway of a pool made a moment ago, before its network: nothing to look up.
+        if let Some(pool) = self
+            .cache
+            .new_pool(req.pool_id.as_str())
+            .filter(|_| req.is_gateway())
+        {
+            return gateway_address(&pool, None, req.address);
+        }
         let Some(pool) = self.subnetpool(&req.pool_id).await? else {
             return Err(DriverError::not_found(format!(
                 "subnetpool {} does not exist (any more); remove and re-create the Docker network",
@@ -458,25 +463,69 @@ impl Driver {
         let mac = req
             .mac_address()
             .map_err(|e| DriverError::invalid(format!("Options.{}: {e}", keys::MAC_ADDRESS)))?;
+        self.cache.set_pool_subnet(&pool.id, &subnet);
         let port = match req.address {
             Some(ip) => self.port_for_address(&subnet, ip, mac.as_ref()).await?,
             None => self.port_for_any_address(&subnet, mac.as_ref()).await?,
         };
-        let ip = port
-            .fixed_ips
-            .iter()
-            .find(|f| f.subnet_id == subnet.id)
-            .and_then(|f| f.ip_address.parse::<IpAddr>().ok())
-            .ok_or_else(|| {
-                DriverError::unusable(format!(
-                    "port {} has no address on subnet {}; Neutron answered without one",
-                    port.id, subnet.id
-                ))
-            })?;
-        Ok(RequestAddressResponse {
-            address: with_prefix(ip, &subnet)?,
-            data: BTreeMap::new(),
-        })
+        address_on(&port, &subnet)
+    }
+
+    /// The common case without a pool, any address of a subnet already known: one Neutron
+    /// request (the port's creation, or the endpoint's other-family address on the port this
+    /// daemon made for it). None when the usual path's lookups must decide: a given address,
+    /// a MAC a port already has (`--mac-address` of a user's port), a subnet or network gone.
+    async fn quick_address(
+        &self,
+        req: &RequestAddressRequest,
+    ) -> Result<Option<RequestAddressResponse>> {
+        if req.address.is_some() || req.is_gateway() {
+            return Ok(None);
+        }
+        let Ok(mac) = req.mac_address() else {
+            return Ok(None);
+        };
+        let Some(subnet) = self.cache.pool_subnet(req.pool_id.as_str()) else {
+            return Ok(None);
+        };
+        if let Some(entry) = mac
+            .as_ref()
+            .and_then(|m| self.ledger.by_mac(&subnet.network_id, &m.to_string()))
+        {
+            if entry.endpoint.is_some() || !is_unbound_kuryr_port(&entry.port) {
+                return Ok(None);
+            }
+            let port = if entry
+                .port
+                .fixed_ips
+                .iter()
+                .any(|f| f.subnet_id == subnet.id)
+            {
+                entry.port
+            } else {
+                let id = entry.port.id.clone();
+                match self.add_address_to_port(entry.port, &subnet).await {
+                    Ok(port) => port,
+                    Err(e) if e.neutron_cause().is_some_and(|n| n.is_not_found()) => {
+                        self.ledger.forget(&id);
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            return address_on(&port, &subnet).map(Some);
+        }
+        match self.create_ipam_port(&subnet, None, mac.as_ref()).await {
+            Ok(port) => address_on(&port, &subnet).map(Some),
+            Err(e) => match e.neutron_cause() {
+                Some(n) if n.kind() == Some("MacAddressInUse") => Ok(None),
+                Some(n) if n.is_not_found() => {
+                    self.cache.forget_subnetpool(req.pool_id.as_str());
+                    Ok(None)
+                }
+                _ => Err(e),
+            },
+        }
     }
 
     /// `--ip`: adopt a free existing port with that address, or create one.
@@ -602,6 +651,7 @@ impl Driver {
                 "adding an address of subnet {} to port {}",
                 subnet.id, port.id
             )))
+            .inspect(|port| self.ledger.remember(port))
     }
 
     /// A new unbound port for an address, tagged as kuryr's.
@@ -643,6 +693,7 @@ impl Driver {
             };
             DriverError::neutron(what, &e)
         })?;
+        let mut port = port;
         if !tags.iter().all(|t| port.tags.contains(t)) {
             if let Err(e) = self
                 .add_tags(api.clone(), &port.id, &port.tags, &tags)
@@ -654,7 +705,13 @@ impl Driver {
                     &e,
                 ));
             }
+            let missing: Vec<String> = tags
+                .into_iter()
+                .filter(|t| !port.tags.contains(t))
+                .collect();
+            port.tags.extend(missing);
         }
+        self.ledger.remember(&port);
         Ok(port)
     }
 
@@ -664,6 +721,15 @@ impl Driver {
         };
         if self.pooled_release(req).await? {
             return Ok(Empty {});
+        }
+        if self.quick_release(req, ip).await? {
+            return Ok(Empty {});
+        }
+        // The gateway is the subnet's, not a port kuryr made: nothing to release.
+        if let Some(subnet) = self.cache.pool_subnet(req.pool_id.as_str()) {
+            if subnet.gateway_ip.as_deref().and_then(|g| g.parse().ok()) == Some(ip) {
+                return Ok(Empty {});
+            }
         }
         if !mapping::is_uuid(req.pool_id.as_str()) {
             // Not a pool of kuryr's: refused as RequestAddress refuses it, and not recorded.
@@ -680,6 +746,44 @@ impl Driver {
             Ok(Empty {})
         })
         .await
+    }
+
+    /// ReleaseAddress of a port this daemon's IPAM made and DeleteEndpoint let go: deleted by
+    /// id, with no lookup (the other address of a dual-stack port is then answered from
+    /// memory). False when the usual path must find the port.
+    async fn quick_release(&self, req: &ReleaseAddressRequest, ip: IpAddr) -> Result<bool> {
+        let Some(subnet) = self.cache.pool_subnet(req.pool_id.as_str()) else {
+            return Ok(false);
+        };
+        let Some(entry) = self.ledger.by_address(&subnet.network_id, ip) else {
+            return Ok(false);
+        };
+        if entry.deleted {
+            self.ledger.released(&entry.port.id, ip);
+            return Ok(true);
+        }
+        if entry.endpoint.is_some() {
+            return Ok(false);
+        }
+        let teardown = Teardown::ReleaseAddressIn {
+            pool_id: req.pool_id.as_str().to_owned(),
+            address: ip.to_string(),
+            recorded_at: chrono::Utc::now().to_rfc3339(),
+        };
+        let port_id = entry.port.id.clone();
+        match self
+            .finishing(teardown, self.release_port(&entry.port))
+            .await
+        {
+            Ok(()) => {
+                self.ledger.released(&port_id, ip);
+                Ok(true)
+            }
+            Err(e) => {
+                self.ledger.forget(&port_id);
+                Err(e)
+            }
+        }
     }
 
     /// Releases the kuryr ports of `pool` that hold `ip`; with `made_before` (a record sent
@@ -712,6 +816,7 @@ impl Driver {
             })
             .collect();
         for port in &ports {
+            self.ledger.forget(&port.id);
             self.release_port(port).await?;
         }
         Ok(())
@@ -770,6 +875,25 @@ impl Driver {
             .await
             .map_err(neutron_err(format_args!("untagging port {}", port.id)))
     }
+}
+
+/// RequestAddress's answer: the port's address on the subnet.
+fn address_on(port: &Port, subnet: &Subnet) -> Result<RequestAddressResponse> {
+    let ip = port
+        .fixed_ips
+        .iter()
+        .find(|f| f.subnet_id == subnet.id)
+        .and_then(|f| f.ip_address.parse::<IpAddr>().ok())
+        .ok_or_else(|| {
+            DriverError::unusable(format!(
+                "port {} has no address on subnet {}; Neutron answered without one",
+                port.id, subnet.id
+            ))
+        })?;
+    Ok(RequestAddressResponse {
+        address: with_prefix(ip, subnet)?,
+        data: BTreeMap::new(),
+    })
 }
 
 /// Ports ReleaseAddress acts on: adopted ones, those IPAM made, and those CreateEndpoint

@@ -18,6 +18,7 @@ pub mod error;
 pub mod expose;
 mod host;
 pub mod ipam;
+mod ledger;
 mod locks;
 mod lookup;
 pub mod mapping;
@@ -96,8 +97,10 @@ pub struct Driver {
     /// Nested modes: the VM's port, found once.
     vm_port: tokio::sync::OnceCell<nested::VmPort>,
     pools: Option<std::sync::Arc<pool::Pools>>,
-    /// The pooled path's memory of Neutron lookups.
+    /// What does not change in Neutron (the network of a Docker network, its subnets).
     cache: cache::Cache,
+    /// The ports the usual path made and bound, so a container's later calls need no lookup.
+    ledger: ledger::Ledger,
     journal: Option<teardown::Journal>,
 }
 
@@ -129,6 +132,7 @@ impl Driver {
             journal,
             pools,
             cache: cache::Cache::default(),
+            ledger: ledger::Ledger::default(),
             neutron,
             config,
             readiness,

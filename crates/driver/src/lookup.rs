@@ -1,7 +1,7 @@
 //! Neutron lookups shared by the calls: everything kuryr maps is found by its tags.
 
 use ipnet::IpNet;
-use kuryr_libnetwork::DockerId;
+use kuryr_libnetwork::{DockerId, PoolId};
 use kuryr_openstack::neutron::{Api, Resource, Taggable};
 use kuryr_openstack::neutron::{Filters, Network, Port, Subnet, SubnetPool};
 
@@ -63,8 +63,17 @@ impl Driver {
             .collect())
     }
 
-    /// The Neutron port of a Docker endpoint, found by the id tags.
+    /// The Neutron port of a Docker endpoint: the one this daemon bound, or the one Neutron
+    /// finds by the id tags.
     pub(crate) async fn port_of(&self, endpoint: &DockerId) -> Result<Option<Port>> {
+        if let Some(entry) = self.ledger.by_endpoint(endpoint.as_str()) {
+            return Ok(Some(entry.port));
+        }
+        self.tagged_port_of(endpoint).await
+    }
+
+    /// The port of a Docker endpoint as Neutron has it now, found by the id tags.
+    pub(crate) async fn tagged_port_of(&self, endpoint: &DockerId) -> Result<Option<Port>> {
         // A pooled endpoint's tags may still be on their way to Neutron.
         if let Some(held) = self
             .pools()
@@ -136,6 +145,44 @@ impl Driver {
                     .join(", ")
             ))),
         }
+    }
+
+    /// The subnet a PoolID hands addresses from, remembered once found.
+    pub(crate) async fn cached_pool_subnet(&self, pool_id: &PoolId) -> Result<Option<Subnet>> {
+        if let Some(subnet) = self.cache.pool_subnet(pool_id.as_str()) {
+            return Ok(Some(subnet));
+        }
+        let Some(pool) = self.subnetpool(pool_id).await? else {
+            return Ok(None);
+        };
+        let subnet = self.subnet_of_pool(&pool).await?;
+        if let Some(s) = &subnet {
+            self.cache.set_pool_subnet(&pool.id, s);
+        }
+        Ok(subnet)
+    }
+
+    /// The Neutron network of a Docker network, remembered once found.
+    pub(crate) async fn cached_network(&self, docker_id: &DockerId) -> Result<Option<Network>> {
+        if let Some(network) = self.cache.network(docker_id.as_str()) {
+            return Ok(Some(network));
+        }
+        let network = self.network_of(docker_id).await?;
+        if let Some(n) = &network {
+            self.cache.set_network(docker_id.as_str(), n);
+        }
+        Ok(network)
+    }
+
+    /// A network's subnets, remembered (and read again in the background, see
+    /// [`Driver::refresh_cache`]).
+    pub(crate) async fn cached_subnets(&self, network_id: &str) -> Result<Vec<Subnet>> {
+        if let Some(subnets) = self.cache.subnets(network_id) {
+            return Ok(subnets);
+        }
+        let subnets = self.subnets_of(network_id).await?;
+        self.cache.set_subnets(network_id, &subnets);
+        Ok(subnets)
     }
 
     /// A resource named by the user: it must exist, and a name must be unique.

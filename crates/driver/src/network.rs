@@ -30,6 +30,8 @@ struct Undo {
     created_network: Option<String>,
     tagged_network: Option<(String, Vec<String>)>,
     created_subnets: Vec<String>,
+    /// The subnets this call made, as Neutron answered.
+    made_subnets: Vec<Subnet>,
     tagged_subnets: Vec<(String, Vec<String>)>,
 }
 
@@ -70,12 +72,27 @@ impl Driver {
         families: &[(Family, Option<&IpamData>); 2],
         undo: &mut Undo,
     ) -> Result<()> {
-        let network = self.network_for(&req.network_id, opts, undo).await?;
+        // Its pools made a moment ago by this daemon, and no CreateNetwork of it tried here
+        // before: the network cannot be in Neutron yet (a CreateNetwork sent again after a
+        // restart, or of an existing pool, looks first).
+        let first_attempt = self.cache.first_create_attempt(req.network_id.as_str());
+        let fresh = first_attempt
+            && families.iter().any(|(_, d)| d.is_some())
+            && families.iter().all(|(_, d)| {
+                d.is_none_or(|d| self.cache.new_pool_of(&d.pool.to_string()).is_some())
+            });
+        let network = self.network_for(&req.network_id, opts, fresh, undo).await?;
         for (family, data) in families {
             if let Some(data) = data {
                 self.ensure_subnet(&network, *family, data, opts, undo)
                     .await?;
             }
+        }
+        // A network this call made has exactly the subnets it made: the first container
+        // needs no lookup.
+        if undo.created_network.as_deref() == Some(network.id.as_str()) {
+            self.cache.set_network(req.network_id.as_str(), &network);
+            self.cache.set_subnets(&network.id, &undo.made_subnets);
         }
         Ok(())
     }
@@ -85,10 +102,13 @@ impl Driver {
         &self,
         docker_id: &DockerId,
         opts: &NeutronOptions,
+        fresh: bool,
         undo: &mut Undo,
     ) -> Result<Network> {
-        if let Some(network) = self.network_of(docker_id).await? {
-            return Ok(network);
+        if !fresh {
+            if let Some(network) = self.network_of(docker_id).await? {
+                return Ok(network);
+            }
         }
         let api = self.neutron.networks();
         let mut tags = id_tags(docker_id).to_vec();
@@ -140,7 +160,12 @@ impl Driver {
     ) -> Result<()> {
         let cidr = data.pool;
         let gateway = data.gateway.map(|g| g.addr());
-        let all_subnets = self.subnets_of(&network.id).await?;
+        // A network made a moment ago by this call has no subnets yet.
+        let all_subnets = if undo.created_network.as_deref() == Some(network.id.as_str()) {
+            Vec::new()
+        } else {
+            self.subnets_of(&network.id).await?
+        };
         let on_network: Vec<&Subnet> = all_subnets
             .iter()
             .filter(|s| same_cidr(&s.cidr, &cidr.to_string()))
@@ -237,6 +262,7 @@ impl Driver {
                     (None, None) => None,
                 };
                 if let Some(pool) = &pool {
+                    self.cache.pool_used(&pool.id);
                     let tag = vec![pool.id.clone()];
                     self.add_tags(self.neutron.subnets(), &existing.id, &existing.tags, &tag)
                         .await
@@ -278,6 +304,11 @@ impl Driver {
                 .await
                 .map(Some);
         }
+        if subnet.is_none() {
+            if let Some(pool) = self.cache.new_pool_of(&cidr.to_string()) {
+                return Ok(Some(pool));
+            }
+        }
         self.find_kuryr_pool(cidr, subnet.map(|s| s.id.as_str()))
             .await
     }
@@ -311,11 +342,21 @@ impl Driver {
             Err(e) => return Err(self.explain_subnet_failure(&name, network, pool, &e).await),
         };
         undo.created_subnets.push(subnet.id.clone());
+        let mut subnet = subnet;
         if let Some(pool) = pool {
-            api.replace_tags(&subnet.id, std::slice::from_ref(&pool.id))
-                .await
-                .map_err(neutron_err(format_args!("tagging subnet {}", subnet.id)))?;
+            self.cache.pool_used(&pool.id);
+            // A subnet made from the pool is found by its subnetpool_id (upstream too); one
+            // made without it needs the pool's id as a tag.
+            if !from_pool {
+                let tags = std::slice::from_ref(&pool.id);
+                api.replace_tags(&subnet.id, tags)
+                    .await
+                    .map_err(neutron_err(format_args!("tagging subnet {}", subnet.id)))?;
+                subnet.tags = tags.to_vec();
+            }
+            self.cache.set_pool_subnet(&pool.id, &subnet);
         }
+        undo.made_subnets.push(subnet);
         Ok(())
     }
 
@@ -378,20 +419,24 @@ impl Driver {
     }
 
     pub(crate) async fn delete_network(&self, req: &NetworkRequest) -> Result<Empty> {
-        let Some(network) = self.network_of(&req.network_id).await? else {
+        let Some(network) = self.cached_network(&req.network_id).await? else {
             tracing::warn!(network = %req.network_id.as_str(), "DeleteNetwork: no Neutron network carries its tags; nothing to delete");
             return Ok(Empty {});
         };
+        let deleted = match self.pools() {
+            Some(pools) => {
+                let closed = pools.close_network(&network.id).await;
+                let deleted = self.delete_network_resources(req, &network).await;
+                pools.reopen_network(&network.id);
+                closed.and(deleted)
+            }
+            None => self.delete_network_resources(req, &network).await,
+        };
+        // Whatever happened, what was remembered is read again next time.
         self.cache
             .forget_network(req.network_id.as_str(), &network.id);
-        if let Some(pools) = self.pools() {
-            let closed = pools.close_network(&network.id).await;
-            let deleted = self.delete_network_resources(req, &network).await;
-            pools.reopen_network(&network.id);
-            closed?;
-            return deleted;
-        }
-        self.delete_network_resources(req, &network).await
+        self.ledger.forget_network(&network.id);
+        deleted
     }
 
     async fn delete_network_resources(
@@ -406,17 +451,38 @@ impl Driver {
             // An adopted network may serve other Docker networks: leave their ports alone.
             self.delete_leftover_ports(network).await?;
         }
-        let mut pools = Vec::new();
-        for subnet in self.subnets_of(&network.id).await? {
+        let subnets = match self.cache.subnets(&network.id) {
+            Some(subnets) => subnets,
+            None => self.subnets_of(&network.id).await?,
+        };
+        let mut pools: Vec<String> = Vec::new();
+        if !adopted {
+            // Neutron deletes a network's subnets with it.
+            match self.neutron.networks().delete(&network.id).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    return Err(DriverError::neutron(
+                        format!("deleting network {}", network.id),
+                        &e,
+                    ))
+                }
+            }
+            pools.extend(subnets.iter().filter_map(|s| s.subnetpool_id.clone()));
+            self.forget_pools(pools).await?;
+            return Ok(Empty {});
+        }
+        // An adopted network stays, and so do the user's subnets on it.
+        for subnet in subnets {
             let ours = subnet.name.starts_with(SUBNET_NAME_PREFIX);
-            if adopted && !ours {
+            if !ours {
                 // The user's subnet stays; its pool may now be unused by Docker.
                 pools.extend(subnet.subnetpool_id.clone());
                 continue;
             }
             match self.neutron.subnets().delete(&subnet.id).await {
                 Ok(_) => pools.extend(subnet.subnetpool_id.clone()),
-                Err(e) if e.is_conflict() && adopted => {
+                Err(e) if e.is_conflict() => {
                     tracing::warn!(subnet = %subnet.id, "subnet of an adopted network still in use; left in place: {e}");
                 }
                 Err(e) => {
@@ -427,29 +493,38 @@ impl Driver {
                 }
             }
         }
-        if adopted {
-            let mut ours = id_tags(&req.network_id).to_vec();
-            ours.push(existing_network_tag(&req.network_id));
-            self.remove_tags(self.neutron.networks(), &network.id, &network.tags, &ours)
-                .await
-                .map_err(neutron_err(format_args!(
-                    "untagging network {}",
-                    network.id
-                )))?;
-        } else {
-            self.neutron
-                .networks()
-                .delete(&network.id)
-                .await
-                .map_err(neutron_err(format_args!("deleting network {}", network.id)))?;
-        }
-        // Pools released before this call (Docker 20.10's order) go now that they are unused.
-        for pool_id in pools {
-            if let Ok(Some(pool)) = self.neutron.subnetpools().get_opt(&pool_id).await {
+        let mut ours = id_tags(&req.network_id).to_vec();
+        ours.push(existing_network_tag(&req.network_id));
+        self.remove_tags(self.neutron.networks(), &network.id, &network.tags, &ours)
+            .await
+            .map_err(neutron_err(format_args!(
+                "untagging network {}",
+                network.id
+            )))?;
+        self.forget_pools(pools).await?;
+        Ok(Empty {})
+    }
+
+    /// Pools released before DeleteNetwork (Docker 20.10's order) go once their subnets
+    /// have.
+    async fn forget_pools(&self, pool_ids: Vec<String>) -> Result<()> {
+        for pool_id in pool_ids {
+            let pool = match self.cache.pool(&pool_id) {
+                Some(pool) => Some(pool),
+                None => self
+                    .neutron
+                    .subnetpools()
+                    .get_opt(&pool_id)
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            if let Some(pool) = pool {
                 self.forget_subnetpool(&pool).await?;
             }
+            self.cache.forget_subnetpool(&pool_id);
         }
-        Ok(Empty {})
+        Ok(())
     }
 
     /// What kuryr left on a network it created: Docker deletes a network only once it has

@@ -16,6 +16,9 @@ use crate::options::Named;
 use crate::pool::{pool_subnets, HostMark, PoolCounters, PoolInfo};
 use crate::Driver;
 
+/// How often the networks and subnets in use are read again.
+const CACHE_REFRESH: Duration = Duration::from_secs(60);
+
 /// `kuryr pool list`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PoolReport {
@@ -133,7 +136,6 @@ impl Driver {
             if let Err(e) = pools.ensure_defaults().await {
                 tracing::warn!("port pools: {}", e.report());
             }
-            self.refresh_cache().await;
             let free_before = pools.free_ids();
             match pools.neutron_ports().await {
                 Ok(ports) => {
@@ -150,18 +152,29 @@ impl Driver {
         }
     }
 
-    /// Read again what the pooled path remembers, so that a change an operator makes (a
-    /// subnet's gateway or routes, a network's MTU) reaches new containers; a network or
-    /// subnet that is gone is forgotten.
-    async fn refresh_cache(&self) {
-        for (docker_id, network_id) in self.cache.networks() {
+    /// Keep what the driver remembers of networks and subnets in step with Neutron, forever.
+    pub async fn maintain_cache(&self) {
+        loop {
+            tokio::time::sleep(CACHE_REFRESH).await;
+            if self.readiness.is_ready() {
+                self.refresh_cache().await;
+            }
+        }
+    }
+
+    /// Read again what the driver remembers of the networks used since the last time, so
+    /// that a change an operator makes (a subnet's gateway or routes, a network's MTU)
+    /// reaches new containers; a network that is gone is forgotten.
+    pub(crate) async fn refresh_cache(&self) {
+        let (networks, subnet_networks) = self.cache.take_used();
+        for (docker_id, network_id) in networks {
             match self.neutron.networks().get_opt(&network_id).await {
                 Ok(Some(network)) => self.cache.set_network(&docker_id, &network),
                 Ok(None) => self.cache.forget_network(&docker_id, &network_id),
                 Err(e) => tracing::debug!(network = %network_id, "refreshing: {e}"),
             }
         }
-        for network_id in self.cache.subnet_networks() {
+        for network_id in subnet_networks {
             match self.subnets_of(&network_id).await {
                 Ok(subnets) => self.cache.set_subnets(&network_id, &subnets),
                 Err(e) => tracing::debug!(network = %network_id, "refreshing: {}", e.report()),

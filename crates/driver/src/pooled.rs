@@ -19,8 +19,7 @@ use kuryr_libnetwork::network::{
     CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointRequest, JoinRequest,
     JoinResponse,
 };
-use kuryr_libnetwork::{DockerId, MacAddress, PoolId};
-use kuryr_openstack::neutron::{Network, Subnet};
+use kuryr_libnetwork::MacAddress;
 
 use crate::error::Result;
 use crate::ipam::with_prefix;
@@ -194,39 +193,5 @@ impl Driver {
 
     pub(crate) fn pools(&self) -> Option<&Arc<Pools>> {
         self.pools.as_ref()
-    }
-
-    async fn cached_pool_subnet(&self, pool_id: &PoolId) -> Result<Option<Subnet>> {
-        if let Some(subnet) = self.cache.pool_subnet(pool_id.as_str()) {
-            return Ok(Some(subnet));
-        }
-        let Some(pool) = self.subnetpool(pool_id).await? else {
-            return Ok(None);
-        };
-        let subnet = self.subnet_of_pool(&pool).await?;
-        if let Some(s) = &subnet {
-            self.cache.set_pool_subnet(&pool.id, s);
-        }
-        Ok(subnet)
-    }
-
-    async fn cached_network(&self, docker_id: &DockerId) -> Result<Option<Network>> {
-        if let Some(network) = self.cache.network(docker_id.as_str()) {
-            return Ok(Some(network));
-        }
-        let network = self.network_of(docker_id).await?;
-        if let Some(n) = &network {
-            self.cache.set_network(docker_id.as_str(), n);
-        }
-        Ok(network)
-    }
-
-    async fn cached_subnets(&self, network_id: &str) -> Result<Vec<Subnet>> {
-        if let Some(subnets) = self.cache.subnets(network_id) {
-            return Ok(subnets);
-        }
-        let subnets = self.subnets_of(network_id).await?;
-        self.cache.set_subnets(network_id, &subnets);
-        Ok(subnets)
     }
 }

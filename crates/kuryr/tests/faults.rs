@@ -21,9 +21,15 @@ use support::{cidrs, err_text, eventually, neutron, neutron_url, neutron_with, P
 /// kuryr's plugin on a Neutron reached through a fault proxy.
 async fn plugin_behind_proxy() -> (FaultProxy, Plugin) {
     let proxy = FaultProxy::start(neutron_url()).await.unwrap();
-    let through = neutron_with(HttpOptions::default(), Some(proxy.url()));
-    let plugin = Plugin::start_on(through, support::config(), true).await;
+    let plugin = plugin_on(&proxy).await;
     (proxy, plugin)
+}
+
+/// Another daemon behind the same proxy, as after a restart: it remembers nothing of what
+/// the first one made and has to look everything up in Neutron.
+async fn plugin_on(proxy: &FaultProxy) -> Plugin {
+    let through = neutron_with(HttpOptions::default(), Some(proxy.url()));
+    Plugin::start_on(through, support::config(), true).await
 }
 
 async fn network_id_of(n: &Neutron, docker_net: &str) -> Option<String> {
@@ -82,13 +88,72 @@ async fn port_deletes_answered_500_or_lost_are_sent_again() {
 }
 
 #[tokio::test]
-async fn a_teardown_during_an_outage_is_finished_once_neutron_answers() {
+async fn the_daemon_that_made_a_port_tears_it_down_through_an_outage() {
     let (proxy, plugin) = plugin_behind_proxy().await;
     let n = neutron();
-    let (flow, net) = network(&plugin, &n, 202).await;
-    let (endpoint, addresses, port, tap) = container(&flow, &n, &net, 20).await;
+    let (flow, net) = network(&plugin, &n, 207).await;
+    let (endpoint, addresses, port, tap) = container(&flow, &n, &net, 80).await;
 
-    // Neutron's ports API is down: DeleteEndpoint cannot find the port.
+    // Neutron's ports API is down: the host side needs no Neutron, the port's deletion does.
+    proxy.set_rules(vec![Rule::new("", "/ports", Action::Down)]);
+    let ids = json!({"NetworkID": flow.docker_net, "EndpointID": endpoint});
+    plugin.ok("/NetworkDriver.DeleteEndpoint", ids).await;
+    assert!(!link_exists(&tap), "the endpoint's veth goes at once");
+    let (status, answer) = plugin
+        .call(
+            "/IpamDriver.ReleaseAddress",
+            json!({"PoolID": flow.pools[0], "Address": bare(&addresses[0])}),
+        )
+        .await;
+    assert_ne!(status, 200, "{answer}");
+    assert!(
+        err_text(&answer).contains("again in the background"),
+        "{answer}"
+    );
+    assert_eq!(plugin.driver.unfinished_teardowns().len(), 1);
+
+    proxy.clear();
+    eventually("the released port goes", Duration::from_secs(60), || {
+        let (n, id) = (n.clone(), port.id.clone());
+        async move {
+            n.ports()
+                .get_opt(&id)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    eventually("the record goes", Duration::from_secs(10), || async {
+        plugin
+            .driver
+            .unfinished_teardowns()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    flow.remove().await;
+    assert!(network_id_of(&n, &flow.docker_net).await.is_none());
+}
+
+#[tokio::test]
+async fn a_teardown_during_an_outage_is_finished_once_neutron_answers() {
+    let (proxy, first) = plugin_behind_proxy().await;
+    let n = neutron();
+    let (flow, net) = network(&first, &n, 202).await;
+    let (endpoint, addresses, port, tap) = container(&flow, &n, &net, 20).await;
+    let (docker_net, pools) = (flow.docker_net.clone(), flow.pools.clone());
+    drop(flow);
+    drop(first);
+    let plugin = plugin_on(&proxy).await;
+    let flow = Flow {
+        plugin: &plugin,
+        docker_net,
+        pools,
+    };
+
+    // Neutron's ports API is down: the restarted DeleteEndpoint cannot find the port.
     proxy.set_rules(vec![Rule::new("", "/ports", Action::Down)]);
     let ids = json!({"NetworkID": flow.docker_net, "EndpointID": endpoint});
     let (status, answer) = plugin.call("/NetworkDriver.DeleteEndpoint", ids).await;
@@ -263,10 +328,10 @@ async fn a_port_create_whose_answer_was_lost_is_found_not_made_twice() {
 
 #[tokio::test]
 async fn a_release_whose_lookup_fails_is_finished_once_neutron_answers() {
-    let (proxy, plugin) = plugin_behind_proxy().await;
+    let (proxy, first) = plugin_behind_proxy().await;
     let n = neutron();
-    let (flow, net) = network(&plugin, &n, 206).await;
-    let address = plugin
+    let (flow, net) = network(&first, &n, 206).await;
+    let address = first
         .ok(
             "/IpamDriver.RequestAddress",
             json!({"PoolID": flow.pools[0], "Address": "",
@@ -277,6 +342,16 @@ async fn a_release_whose_lookup_fails_is_finished_once_neutron_answers() {
         .unwrap()
         .to_owned();
     let port = ports_with_ip(&n, &net, bare(&address)).await.pop().unwrap();
+    // A restarted daemon: the release has to find the port.
+    let (docker_net, pools) = (flow.docker_net.clone(), flow.pools.clone());
+    drop(flow);
+    drop(first);
+    let plugin = plugin_on(&proxy).await;
+    let flow = Flow {
+        plugin: &plugin,
+        docker_net,
+        pools,
+    };
 
     // Neutron cannot say which port holds the address.
     proxy.set_rules(vec![Rule::new("GET", "/v2.0/ports", Action::Down)]);

@@ -405,6 +405,23 @@ impl Session {
                     continue;
                 }
             }
+            if status == StatusCode::FORBIDDEN {
+                if let Some(token) = &token {
+                    // What the policy judged (never the token itself), to tell a missing role
+                    // from a token Keystone issued without the expected scope.
+                    tracing::warn!(
+                        user = %token.user.name,
+                        project = ?token.project.as_ref().map(|p| &p.name),
+                        domain = ?token.domain.as_ref().map(|d| &d.name),
+                        roles = ?token.roles,
+                        token_serial = token.serial,
+                        expires_at = %token.expires_at,
+                        "{service} refused {} {} by policy (403)",
+                        req.method,
+                        req.path
+                    );
+                }
+            }
             let headers = resp.headers().clone();
             let body = self.read_body(service, &url, resp).await?;
             if !status.is_success() {

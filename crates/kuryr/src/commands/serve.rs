@@ -121,6 +121,10 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
         let driver = driver.clone();
         tokio::spawn(async move { driver.maintain_pools().await })
     };
+    let cache_refresh = {
+        let driver = driver.clone();
+        tokio::spawn(async move { driver.maintain_cache().await })
+    };
     let teardowns = {
         let driver = driver.clone();
         tokio::spawn(async move { driver.finish_teardowns().await })
@@ -187,6 +191,7 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     let first = servers.join_next().await;
     probe.abort();
     maintenance.abort();
+    cache_refresh.abort();
     teardowns.abort();
     reconciling.abort();
     servers.shutdown().await;
