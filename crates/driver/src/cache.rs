@@ -176,4 +176,30 @@ mod tests {
         );
         assert_eq!(cache.take_used(), (vec![], vec![]));
     }
+
+    #[test]
+    fn a_new_pool_is_new_until_a_subnet_is_made_from_it() {
+        let cache = Cache::default();
+        let pool = SubnetPool {
+            id: "p1".into(),
+            prefixes: vec!["fd00:0::/64".into()],
+            ..Default::default()
+        };
+        cache.set_new_pool(&pool);
+        assert_eq!(cache.new_pool("p1").unwrap().id, "p1");
+        assert_eq!(cache.new_pool_of("fd00::/64").unwrap().id, "p1");
+        assert!(cache.new_pool_of("fd01::/64").is_none());
+        cache.pool_used("p1");
+        assert!(cache.new_pool("p1").is_none());
+        assert!(cache.new_pool_of("fd00::/64").is_none());
+    }
+
+    #[test]
+    fn only_the_first_create_of_a_network_counts_as_first() {
+        let cache = Cache::default();
+        assert!(cache.first_create_attempt("d1"));
+        assert!(!cache.first_create_attempt("d1"));
+        cache.forget_network("d1", "n1");
+        assert!(cache.first_create_attempt("d1"));
+    }
 }

@@ -345,15 +345,13 @@ impl Driver {
         let mut subnet = subnet;
         if let Some(pool) = pool {
             self.cache.pool_used(&pool.id);
-            // A subnet made from the pool is found by its subnetpool_id (upstream too); one
-            // made without it needs the pool's id as a tag.
-            if !from_pool {
-                let tags = std::slice::from_ref(&pool.id);
-                api.replace_tags(&subnet.id, tags)
-                    .await
-                    .map_err(neutron_err(format_args!("tagging subnet {}", subnet.id)))?;
-                subnet.tags = tags.to_vec();
-            }
+            // Also on a subnet made from the pool: upstream's ReleaseAddress only looks at the
+            // subnets tagged with the PoolID.
+            let tags = std::slice::from_ref(&pool.id);
+            api.replace_tags(&subnet.id, tags)
+                .await
+                .map_err(neutron_err(format_args!("tagging subnet {}", subnet.id)))?;
+            subnet.tags = tags.to_vec();
             self.cache.set_pool_subnet(&pool.id, &subnet);
         }
         undo.made_subnets.push(subnet);

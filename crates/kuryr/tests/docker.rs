@@ -42,10 +42,10 @@ async fn network_create_and_remove() {
         assert_eq!(subnet.name, format!("kuryr-subnet-{CIDR}"));
         assert_eq!(subnet.cidr, CIDR);
         let pool_id = subnet.subnetpool_id.clone().expect("subnet from a pool");
-        assert!(
-            subnet.tags.is_empty(),
-            "made from its pool, the subnet needs no tag: {:?}",
-            subnet.tags
+        assert_eq!(
+            subnet.tags,
+            vec![pool_id.clone()],
+            "subnet tagged with its pool"
         );
         let pool = k.neutron.subnetpools().get(&pool_id).await.unwrap();
         assert_eq!(pool.name, format!("kuryrPool-{CIDR}"));

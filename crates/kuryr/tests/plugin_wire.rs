@@ -168,8 +168,7 @@ async fn replay_basic(old_order: bool, test_no: u8) {
                     subnets[0].subnetpool_id.as_deref(),
                     Some(map["p1"].as_str())
                 );
-                // Made from the pool, so its subnetpool_id ties it: no tag needed.
-                assert!(subnets[0].tags.is_empty(), "{:?}", subnets[0].tags);
+                assert!(subnets[0].tags.contains(&map["p1"]));
                 network = Some(net);
             }
             "/NetworkDriver.CreateEndpoint" => {

@@ -401,11 +401,10 @@ async fn check_network(k: &Kuryr, docker_id: &str, cidr: &str) -> (Network, Subn
         .subnetpool_id
         .clone()
         .unwrap_or_else(|| panic!("the subnet comes from a pool: {subnet:#?}"));
-    // Upstream also tags it with the pool's id; kuryr relies on the subnetpool_id alone.
-    assert!(
-        subnet.tags.is_empty() || subnet.tags == vec![pool_id.clone()],
-        "the subnet carries no tag but its pool's id: {:?}",
-        subnet.tags
+    assert_eq!(
+        subnet.tags,
+        vec![pool_id.clone()],
+        "subnet tagged with its pool"
     );
     let pool = k.neutron.subnetpools().get(&pool_id).await.unwrap();
     assert_eq!(pool.name, format!("kuryrPool-{cidr}"));
