@@ -17,7 +17,7 @@ use kuryr_openstack::neutron::{FixedIp, Network, Port, PortSpec, Subnet};
 use serde_json::Value;
 
 use crate::error::{host_err, neutron_err, DriverError, Result};
-use crate::lookup::{is_unbound_kuryr_port, same_cidr};
+use crate::lookup::{is_unbound_kuryr_port, same_cidr, with_tags};
 use crate::mapping::{self, id_tags, DEVICE_OWNER};
 use crate::nested::{NestedKind, PortMode};
 use crate::plugging::NotActive;
@@ -580,15 +580,6 @@ impl Driver {
 fn is_ipam_port(port: &Port) -> bool {
     port.tags.iter().any(|t| t == DEVICE_OWNER)
         && !port.tags.iter().any(|t| t == mapping::EXISTING_PORT_TAG)
-}
-
-/// What Neutron now has after tagging `port` with `tags`.
-fn with_tags(port: &mut Port, tags: Vec<String>) {
-    for tag in tags {
-        if !port.tags.contains(&tag) {
-            port.tags.push(tag);
-        }
-    }
 }
 
 /// The `host_routes` of the port's subnets, as routes via their next hop.

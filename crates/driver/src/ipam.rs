@@ -22,7 +22,7 @@ use kuryr_openstack::neutron::{
 use serde_json::Value;
 
 use crate::error::{neutron_err, DriverError, Result};
-use crate::lookup::{is_unbound_kuryr_port, same_cidr};
+use crate::lookup::{is_unbound_kuryr_port, same_cidr, with_tags};
 use crate::mapping::{
     self, DEVICE_OWNER, EXISTING_POOL_TAG, EXISTING_PORT_TAG, SUBNET_NAME_PREFIX, UNBOUND_PORT_NAME,
 };
@@ -600,12 +600,26 @@ impl Driver {
                 port.id
             )));
         }
-        let by = mac.map(mapping::adopted_by_tag);
+        // Who asks: the endpoint's MAC, or without one (pools on) the address family.
+        let by = match mac {
+            Some(mac) => mapping::adopted_by_tag(mac),
+            None => mapping::adopted_for_tag(ip),
+        };
         let adopted = port.tags.iter().any(|t| t == EXISTING_PORT_TAG);
-        if adopted
-            && port.device_owner.is_empty()
-            && by.as_ref().is_some_and(|b| port.tags.contains(b))
-        {
+        let same_endpoint = match mac {
+            Some(_) => port.tags.contains(&by),
+            // The other family's request of the endpoint that took the port a moment ago;
+            // a second request of one family is another endpoint's.
+            None => {
+                !port.tags.contains(&by) && port.tags.iter().any(|t| mapping::is_adopted_for_tag(t))
+            }
+        };
+        if adopted && port.device_owner.is_empty() && same_endpoint {
+            if mac.is_none() {
+                self.add_tags(self.neutron.ports(), &port.id, &port.tags, &[by])
+                    .await
+                    .map_err(neutron_err(format_args!("tagging port {}", port.id)))?;
+            }
             return Ok(port);
         }
         if !port.device_owner.is_empty() || adopted {
@@ -619,11 +633,11 @@ impl Driver {
                 }
             )));
         }
-        let mut tags = vec![
+        let tags = vec![
             EXISTING_PORT_TAG.to_string(),
             mapping::host_tag(&self.config.host_id),
+            by,
         ];
-        tags.extend(by);
         self.add_tags(self.neutron.ports(), &port.id, &port.tags, &tags)
             .await
             .map_err(neutron_err(format_args!("tagging port {}", port.id)))?;
@@ -705,11 +719,7 @@ impl Driver {
                     &e,
                 ));
             }
-            let missing: Vec<String> = tags
-                .into_iter()
-                .filter(|t| !port.tags.contains(t))
-                .collect();
-            port.tags.extend(missing);
+            with_tags(&mut port, tags);
         }
         self.ledger.remember(&port);
         Ok(port)
@@ -736,12 +746,7 @@ impl Driver {
             return self.subnetpool(&req.pool_id).await.map(|_| Empty {});
         }
         // Finding the ports takes Neutron requests that may fail: the record comes first.
-        let teardown = Teardown::ReleaseAddressIn {
-            pool_id: req.pool_id.as_str().to_owned(),
-            address: ip.to_string(),
-            recorded_at: chrono::Utc::now().to_rfc3339(),
-        };
-        self.finishing(teardown, async {
+        self.finishing(release_record(req, ip), async {
             self.release_address_in(&req.pool_id, ip, None).await?;
             Ok(Empty {})
         })
@@ -765,14 +770,9 @@ impl Driver {
         if entry.endpoint.is_some() {
             return Ok(false);
         }
-        let teardown = Teardown::ReleaseAddressIn {
-            pool_id: req.pool_id.as_str().to_owned(),
-            address: ip.to_string(),
-            recorded_at: chrono::Utc::now().to_rfc3339(),
-        };
         let port_id = entry.port.id.clone();
         match self
-            .finishing(teardown, self.release_port(&entry.port))
+            .finishing(release_record(req, ip), self.release_port(&entry.port))
             .await
         {
             Ok(()) => {
@@ -874,6 +874,15 @@ impl Driver {
         self.remove_tags(self.neutron.ports(), &port.id, &port.tags, &kuryr_tags)
             .await
             .map_err(neutron_err(format_args!("untagging port {}", port.id)))
+    }
+}
+
+/// The record of a ReleaseAddress, written before it asks Neutron anything.
+fn release_record(req: &ReleaseAddressRequest, ip: IpAddr) -> Teardown {
+    Teardown::ReleaseAddressIn {
+        pool_id: req.pool_id.as_str().to_owned(),
+        address: ip.to_string(),
+        recorded_at: chrono::Utc::now().to_rfc3339(),
     }
 }
 

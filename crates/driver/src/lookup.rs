@@ -256,6 +256,15 @@ impl Driver {
     }
 }
 
+/// What Neutron now has after tagging `port` with `tags` (see [`Driver::add_tags`]).
+pub(crate) fn with_tags(port: &mut Port, tags: Vec<String>) {
+    for tag in tags {
+        if !port.tags.contains(&tag) {
+            port.tags.push(tag);
+        }
+    }
+}
+
 /// Whether two CIDR strings are the same network (`fd00::/64` vs `fd00:0::/64`).
 pub(crate) fn same_cidr(a: &str, b: &str) -> bool {
     match (a.parse::<IpNet>(), b.parse::<IpNet>()) {

@@ -77,6 +77,7 @@ pub const EXPOSED_PORTS_GROUP_DESCRIPTION: &str = "Docker exposed ports created 
 
 const HOST_PREFIX: &str = "kuryr.host:";
 const ADOPTED_BY_PREFIX: &str = "kuryr.adopted.mac:";
+const ADOPTED_FOR_PREFIX: &str = "kuryr.adopted.ipv";
 const REQUEST_PREFIX: &str = "kuryr.req:";
 /// Neutron's limit on a tag's length.
 const TAG_MAX: usize = 60;
@@ -104,9 +105,24 @@ pub fn adopted_by_tag(mac: &kuryr_libnetwork::values::MacAddress) -> String {
     format!("{ADOPTED_BY_PREFIX}{mac}")
 }
 
+/// The tag of an adopted port saying which address family a request took, when Docker sent
+/// no MAC (port pools on): a dual-stack port then serves one request of each family, the
+/// `--ip` and `--ip6` of one endpoint, which Docker sends one after the other.
+pub fn adopted_for_tag(ip: std::net::IpAddr) -> String {
+    format!("{ADOPTED_FOR_PREFIX}{}", if ip.is_ipv4() { 4 } else { 6 })
+}
+
+/// Whether `tag` is an [`adopted_for_tag`].
+pub fn is_adopted_for_tag(tag: &str) -> bool {
+    tag.starts_with(ADOPTED_FOR_PREFIX)
+}
+
 /// Whether `tag` is one of kuryr's tags on a port it adopted (given back on release).
 pub fn is_adoption_tag(tag: &str) -> bool {
-    tag == EXISTING_PORT_TAG || tag.starts_with(ADOPTED_BY_PREFIX) || tag.starts_with(HOST_PREFIX)
+    tag == EXISTING_PORT_TAG
+        || tag.starts_with(ADOPTED_BY_PREFIX)
+        || is_adopted_for_tag(tag)
+        || tag.starts_with(HOST_PREFIX)
 }
 
 /// A tag that no other create request carries, so that a create whose answer was lost can

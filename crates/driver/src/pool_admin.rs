@@ -121,9 +121,20 @@ impl Driver {
         Ok(pools.free(network_id.as_deref()).await)
     }
 
+    /// At a clean stop, the free ports of self-sizing pools go back to Neutron: a daemon that
+    /// is not running holds no addresses, and nothing of its blocks another driver (upstream's,
+    /// after a swap back) from deleting a network. Pools of a fixed size (`ports_pool_min`)
+    /// keep their ports for the next start. Returns how many ports were deleted.
+    pub async fn give_back_pools_at_stop(&self) -> usize {
+        match &self.pools {
+            Some(pools) if pools.config().min.is_none() => pools.free(None).await,
+            _ => 0,
+        }
+    }
+
     /// Keep the pools in step with Neutron, forever: recover at start, then every
     /// `ports_pool_update_frequency` drop free ports deleted in Neutron, explain unknown pool
-    /// ports and top pools up.
+    /// ports, give idle pools back and top the others up.
     pub async fn maintain_pools(&self) {
         let Some(pools) = self.pools.clone() else {
             return;
@@ -145,6 +156,7 @@ impl Driver {
                 }
                 Err(e) => tracing::warn!("port pools: listing this host's pool ports: {e}"),
             }
+            pools.give_back_idle().await;
             for key in pools.keys() {
                 pools.kick_refill(key);
             }

@@ -44,10 +44,11 @@ pub fn pool_config(config: &Config) -> Option<PoolConfig> {
     let p = &config.vif_pool;
     let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
     p.enabled.then(|| PoolConfig {
-        min: count(p.ports_pool_min),
+        min: p.ports_pool_min.map(count),
         max: count(p.ports_pool_max),
-        batch: count(p.ports_pool_batch).max(1),
+        batch: p.ports_pool_batch.map(|b| count(b).max(1)),
         update_frequency: p.ports_pool_update_frequency.max(Duration::from_secs(1)),
+        idle_timeout: p.idle_timeout(),
         populate_on_network_create: p.populate_on_network_create,
         owner_write_delay: p.owner_write_delay,
         owner: String::new(),

@@ -103,6 +103,8 @@ fn kuryr_conf(k: &Kuryr, proxy: &FaultProxy, pools: bool) -> PathBuf {
             "[vif_pool]\nenabled = true\nports_pool_min = 2\nports_pool_batch = 4\n\
              ports_pool_update_frequency = 2\n",
         );
+    } else {
+        conf.push_str("[vif_pool]\nenabled = false\n");
     }
     let path = std::env::temp_dir().join(format!("{}.conf", k.plugin));
     std::fs::write(&path, conf).unwrap();

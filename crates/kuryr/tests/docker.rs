@@ -296,45 +296,7 @@ async fn ip_and_ip6_adopt_one_dual_stack_port() {
     const IP: &str = "10.201.41.70";
     const IP6: &str = "fd00:201:41::70";
     with_kuryr("dual-port", &[V4, V6], |k| async move {
-        let net_name = k.name("net");
-        let id = k
-            .create_network(&net_name, &["--ipv6", "--subnet", V4, "--subnet", V6])
-            .await;
-        let net = k.network_of(&id).await;
-        let mut subnets = k.subnets_on(&net.id).await;
-        subnets.sort_by_key(|s| s.ip_version);
-        let user = k
-            .neutron_port_with(
-                &k.name("user-port"),
-                &[(&subnets[0], IP), (&subnets[1], IP6)],
-            )
-            .await;
-
-        for round in 1..=2 {
-            let c = k.name(&format!("c{round}"));
-            k.run(&c, &["--net", &net_name, "--ip", IP, "--ip6", IP6])
-                .await;
-            let a = k.attachment(&c, &net_name).await;
-            assert_eq!((a.ip.as_str(), a.ipv6.as_str()), (IP, IP6), "round {round}");
-            let port = k.port_of(&a.endpoint_id).await;
-            assert_eq!(
-                port.id, user.id,
-                "round {round}: the user's port serves both"
-            );
-            assert_eq!(k.ports_on(&net.id).await.len(), 1, "no other port");
-            let (addr, _) = k.interface(&c, "eth0").await;
-            assert!(addr.contains(&format!("inet {IP}/24")), "{addr}");
-            assert!(addr.contains(&format!("inet6 {IP6}/64")), "{addr}");
-            k.remove_container(&c).await;
-            eventually("the port is given back", || async {
-                let p = k.neutron.ports().get(&user.id).await.unwrap();
-                p.tags.is_empty().then_some(())
-            })
-            .await;
-        }
-        k.neutron.ports().delete(&user.id).await.unwrap();
-        k.neutron_ports.lock().unwrap().clear();
-        k.remove_network(&net_name).await;
+        one_dual_stack_port_serves_ip_and_ip6(&k, [V4, V6], [IP, IP6]).await;
     })
     .await;
 }

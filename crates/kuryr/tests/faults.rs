@@ -32,6 +32,31 @@ async fn plugin_on(proxy: &FaultProxy) -> Plugin {
     Plugin::start_on(through, support::config(), true).await
 }
 
+/// Neutron answers again: the recorded release deletes the port in the background, and its
+/// record goes once done.
+async fn port_goes_and_the_record_with_it(plugin: &Plugin, n: &Neutron, port_id: &str) {
+    eventually("the released port goes", Duration::from_secs(60), || {
+        let (n, id) = (n.clone(), port_id.to_owned());
+        async move {
+            n.ports()
+                .get_opt(&id)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    eventually("the record goes", Duration::from_secs(10), || async {
+        plugin
+            .driver
+            .unfinished_teardowns()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
 async fn network_id_of(n: &Neutron, docker_net: &str) -> Option<String> {
     network_of(n, docker_net).await.map(|net| net.id)
 }
@@ -113,26 +138,7 @@ async fn the_daemon_that_made_a_port_tears_it_down_through_an_outage() {
     assert_eq!(plugin.driver.unfinished_teardowns().len(), 1);
 
     proxy.clear();
-    eventually("the released port goes", Duration::from_secs(60), || {
-        let (n, id) = (n.clone(), port.id.clone());
-        async move {
-            n.ports()
-                .get_opt(&id)
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        }
-    })
-    .await;
-    eventually("the record goes", Duration::from_secs(10), || async {
-        plugin
-            .driver
-            .unfinished_teardowns()
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    port_goes_and_the_record_with_it(&plugin, &n, &port.id).await;
     flow.remove().await;
     assert!(network_id_of(&n, &flow.docker_net).await.is_none());
 }
@@ -370,26 +376,7 @@ async fn a_release_whose_lookup_fails_is_finished_once_neutron_answers() {
     assert!(n.ports().get_opt(&port.id).await.unwrap().is_some());
 
     proxy.clear();
-    eventually("the released port goes", Duration::from_secs(60), || {
-        let (n, id) = (n.clone(), port.id.clone());
-        async move {
-            n.ports()
-                .get_opt(&id)
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        }
-    })
-    .await;
-    eventually("the record goes", Duration::from_secs(10), || async {
-        plugin
-            .driver
-            .unfinished_teardowns()
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    port_goes_and_the_record_with_it(&plugin, &n, &port.id).await;
     flow.remove().await;
     assert!(network_id_of(&n, &flow.docker_net).await.is_none());
 }

@@ -19,13 +19,14 @@ const POOL_PORT_NAME: &str = "kuryr-pool-port";
 
 /// kuryr.conf of the stack plus a `[vif_pool]` section.
 fn pool_config(k: &Kuryr, vif_pool: &str) -> PathBuf {
+    conf_with(k, &format!("[vif_pool]\nenabled = true\n{vif_pool}"))
+}
+
+/// kuryr.conf of the stack plus `extra` lines.
+fn conf_with(k: &Kuryr, extra: &str) -> PathBuf {
     let base = std::fs::read_to_string(config_file()).unwrap();
     let path = std::env::temp_dir().join(format!("{}.conf", k.plugin));
-    std::fs::write(
-        &path,
-        format!("{base}\n[vif_pool]\nenabled = true\n{vif_pool}\n"),
-    )
-    .unwrap();
+    std::fs::write(&path, format!("{base}\n{extra}\n")).unwrap();
     path
 }
 
@@ -289,6 +290,159 @@ async fn a_filled_pool_serves_a_container_without_neutron_requests_and_refills()
         for id in &all {
             assert!(!ovs.contains(id.as_str()), "OVS interface of {id} left");
         }
+    })
+    .await;
+}
+
+/// The daemon's pool counters (`kuryr pool list --json`).
+fn pool_counters(k: &Kuryr, conf: &PathBuf) -> Value {
+    kuryr_json(k, conf, &["pool", "list", "--json"])["counters"].clone()
+}
+
+/// The target size the daemon reports for the network's pool.
+fn pool_target(k: &Kuryr, conf: &PathBuf, network_id: &str) -> Option<u64> {
+    let report = kuryr_json(k, conf, &["pool", "list", "--json"]);
+    report["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["network_id"] == network_id)
+        .and_then(|p| p["target"].as_u64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_configuration_pools_from_a_networks_first_container_on() {
+    let cidr = "10.206.7.0/24";
+    with_kuryr_unstarted("pool-default", &[cidr], |k| async move {
+        // The stack's kuryr.conf says nothing about pools.
+        let conf = config_file();
+        assert!(!std::fs::read_to_string(&conf)
+            .unwrap()
+            .contains("[vif_pool]"));
+        k.serve_with(&conf, &plugin_socket(&k), false).await;
+        let net = k.name("net");
+        let docker_id = k.create_network(&net, &["--subnet", cidr]).await;
+        let network = k.network_of(&docker_id).await;
+        let report = kuryr_json(&k, &conf, &["pool", "list", "--json"]);
+        assert_eq!(report["enabled"], true, "{report:#}");
+        assert!(
+            free_pool_ports(&k, &network.id).await.is_empty(),
+            "nothing is made before a container asks"
+        );
+
+        // The first container's port is made on demand; its request starts the pool.
+        let first = k.name("c1");
+        k.run(&first, &["--net", &net]).await;
+        let free = eventually("two free pool ports, plugged in and ACTIVE", || async {
+            let f = free_pool_ports(&k, &network.id).await;
+            (f.len() == 2 && f.iter().all(|p| p.status == "ACTIVE")).then_some(f)
+        })
+        .await;
+        free.iter().for_each(assert_pool_port);
+        free.iter().for_each(assert_waits_plugged_in);
+        assert_eq!(pool_target(&k, &conf, &network.id), Some(2));
+
+        // From the second container on, Docker's path asks Neutron nothing.
+        kuryr_json(&k, &conf, &["stats", "--json", "--reset"]);
+        let second = k.name("c2");
+        k.run(&second, &["--net", &net]).await;
+        let stats = kuryr_json(&k, &conf, &["stats", "--json"]);
+        assert_eq!(on_path_requests(&stats), 0, "{stats:#}");
+        let port = port_of_container(&k, &second, &net).await;
+        assert!(
+            free.iter().any(|p| p.id == port.id),
+            "the second container got a pool port"
+        );
+        let (addr, link) = k.interface(&second, "eth0").await;
+        assert!(addr.contains(&port.fixed_ips[0].ip_address), "{addr}");
+        assert!(
+            link.contains(&format!("link/ether {}", port.mac_address)),
+            "{link}"
+        );
+        assert!(
+            k.pings(
+                &second,
+                &k.attachment(&first, &net).await.ip,
+                Duration::from_secs(60)
+            )
+            .await
+        );
+
+        k.remove_container(&second).await;
+        k.remove_container(&first).await;
+        k.remove_network(&net).await;
+        assert!(
+            k.ports_on(&network.id).await.is_empty(),
+            "network rm deletes its pool"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_and_ip6_adopt_one_dual_stack_port_with_the_default_configuration() {
+    // With pools on, Docker sends no MAC with RequestAddress: the adopted port serves one
+    // request of each address family.
+    const V4: &str = "10.206.9.0/24";
+    const V6: &str = "fd00:206:9::/64";
+    with_kuryr_unstarted("pool-dual-port", &[V4, V6], |k| async move {
+        k.serve_with(&config_file(), &plugin_socket(&k), false)
+            .await;
+        one_dual_stack_port_serves_ip_and_ip6(&k, [V4, V6], ["10.206.9.70", "fd00:206:9::70"])
+            .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_pool_goes_back_to_neutron_and_starts_over() {
+    let cidr = "10.206.8.0/24";
+    with_kuryr_unstarted("pool-idle", &[cidr], |k| async move {
+        // The default sizing, with an idle timeout a test can wait for.
+        let conf = conf_with(
+            &k,
+            "[vif_pool]\nports_pool_idle_timeout = 10\nports_pool_update_frequency = 1",
+        );
+        k.serve_with(&conf, &plugin_socket(&k), false).await;
+        let net = k.name("net");
+        let docker_id = k.create_network(&net, &["--subnet", cidr]).await;
+        let network = k.network_of(&docker_id).await;
+        let image = image();
+        k.docker_ok(&["run", "--rm", "--net", &net, &image, "true"])
+            .await;
+        // (A pool being filled is not given back, so its ports are seen.)
+        let pooled: Vec<String> = eventually("the pool made its two ports", || async {
+            let f = free_pool_ports(&k, &network.id).await;
+            (f.len() == 2).then(|| f.into_iter().map(|p| p.id).collect())
+        })
+        .await;
+        eventually("the idle pool given back to Neutron", || async {
+            (free_pool_ports(&k, &network.id).await.is_empty()
+                && pool_counts(&k, &conf, &network.id) == (0, 0))
+                .then_some(())
+        })
+        .await;
+        let ovs = vsctl(&["--columns=external_ids", "list", "Interface"]);
+        for id in &pooled {
+            assert!(
+                !host_link_exists(&host_end(id)),
+                "{} of a given-back port left on the host",
+                host_end(id)
+            );
+            assert!(!ovs.contains(id.as_str()), "OVS interface of {id} left");
+        }
+
+        // The next container works, and its request starts the pool again.
+        let created = pool_counters(&k, &conf)["created"].as_u64().unwrap();
+        let c = k.name("c");
+        k.run(&c, &["--net", &net]).await;
+        eventually("the pool filled again", || async {
+            (pool_counters(&k, &conf)["created"].as_u64().unwrap() >= created + 2).then_some(())
+        })
+        .await;
+        k.remove_container(&c).await;
+        k.remove_network(&net).await;
+        assert!(k.ports_on(&network.id).await.is_empty(), "no port left");
     })
     .await;
 }
@@ -651,8 +805,8 @@ async fn the_admin_cli_lists_populates_frees_and_explains_refusals() {
         assert_eq!(mode, 0o600, "{socket}");
 
         // A daemon without pools says how to turn them on.
-        k.serve_with(&config_file(), &plugin_socket(&k), false)
-            .await;
+        let off = conf_with(&k, "[vif_pool]\nenabled = false");
+        k.serve_with(&off, &plugin_socket(&k), false).await;
         let (ok, _, err) = kuryr_cli(&k, &conf, &["pool", "populate", &docker_id]);
         assert!(!ok);
         assert!(err.contains("set [vif_pool] enabled = true"), "{err}");

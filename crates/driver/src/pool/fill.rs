@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use kuryr_libnetwork::DockerId;
 use kuryr_openstack::neutron::{Filters, FixedIp, Port, PortSpec, Subnet};
@@ -127,9 +128,10 @@ impl Pools {
         });
     }
 
-    /// How many ports bring the pool back to `ports_pool_min`: at least a batch, never
-    /// beyond its bound ([`Pools::max_free`]). Ports a scan is putting back count as free;
-    /// before the first scan nothing is made (the pool is remembered for the next round).
+    /// How many ports bring the pool back to its target ([`super::sizing`]), never beyond
+    /// its bound ([`Pools::max_free`]). Ports a scan is putting back count as free; before
+    /// the first scan nothing is made (the pool is remembered for the next round), and an
+    /// idle pool waits for its next request.
     fn shortfall(&self, key: &PoolKey) -> usize {
         let mut st = self.state();
         if st.closing.contains(&key.network_id) {
@@ -141,11 +143,13 @@ impl Pools {
         }
         let free =
             st.free.get(key).map_or(0, |f| f.len()) + st.recovering.get(key).copied().unwrap_or(0);
-        if free >= self.config.min {
+        let bound = self.max_free(&st, key);
+        let sizing = self.config.sizing();
+        let demand = *self.demand(&mut st, key);
+        if sizing.is_idle(&demand, Instant::now()) {
             return 0;
         }
-        let wanted = self.config.batch.max(self.config.min - free);
-        wanted.min(self.max_free(&st, key).saturating_sub(free))
+        sizing.shortfall(&demand, free, bound)
     }
 
     async fn refill(self: &Arc<Self>, key: &PoolKey) {
@@ -180,6 +184,9 @@ impl Pools {
             )));
         }
         let _creating = Creating::new(&self.creating);
+        // The operator's ports get the whole idle timeout before they are given back.
+        self.touch(&key);
+        let batch = self.config.batch.unwrap_or(super::DEFAULT_BATCH);
         let mut added = 0;
         while added < count {
             let room = {
@@ -187,7 +194,7 @@ impl Pools {
                 let free = st.free.get(&key).map_or(0, |f| f.len());
                 self.max_free(&st, &key).saturating_sub(free)
             };
-            let n = (count - added).min(self.config.batch).min(room);
+            let n = (count - added).min(batch).min(room);
             if n == 0 {
                 break;
             }

@@ -20,12 +20,13 @@
 mod fill;
 mod interfaces;
 mod jobs;
+pub mod sizing;
 mod sync;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kuryr_openstack::neutron::{Neutron, Port, Subnet};
 use serde::{Deserialize, Serialize};
@@ -38,19 +39,25 @@ use crate::readiness::Readiness;
 pub use fill::pool_subnets;
 pub use interfaces::{HostMark, FREE_ALIAS};
 pub use jobs::Job;
+use sizing::{Demand, Sizing};
 
 /// `[vif_pool]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// `ports_pool_min`: below this many free ports a pool is refilled.
-    pub min: usize,
+    /// `ports_pool_min`: below this many free ports a pool is refilled; None (the default):
+    /// each pool sizes itself by demand ([`sizing`]).
+    pub min: Option<usize>,
     /// `ports_pool_max`: above this many free ports released ones are deleted (0: a quarter
-    /// of the subnet, [`subnet_cap`]).
+    /// of the subnet, [`subnet_cap`], and [`sizing::AUTO_MAX`] for self-sizing pools).
     pub max: usize,
-    /// `ports_pool_batch`: ports per bulk request.
-    pub batch: usize,
+    /// `ports_pool_batch`: ports per bulk request; None: a refill makes what its pool lacks
+    /// in one request, and `kuryr pool populate` [`DEFAULT_BATCH`] at a time.
+    pub batch: Option<usize>,
     /// `ports_pool_update_frequency`: how often pools are checked against Neutron.
     pub update_frequency: Duration,
+    /// `ports_pool_idle_timeout`: a pool no container took a port from for this long gives
+    /// its free ports back to Neutron (zero: never).
+    pub idle_timeout: Duration,
     /// `populate_on_network_create`: fill a network's pool when Docker creates it.
     pub populate_on_network_create: bool,
     /// `owner_write_delay`: how long a container holds a port before Neutron is told (a
@@ -64,16 +71,30 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         PoolConfig {
-            min: 5,
+            min: None,
             max: 0,
-            batch: 10,
+            batch: None,
             update_frequency: Duration::from_secs(20),
+            idle_timeout: sizing::AUTO_IDLE_TIMEOUT,
             populate_on_network_create: false,
             owner_write_delay: Duration::from_secs(2),
             owner: String::new(),
         }
     }
 }
+
+impl PoolConfig {
+    fn sizing(&self) -> Sizing {
+        Sizing {
+            fixed_min: self.min,
+            batch: self.batch,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+}
+
+/// Ports per bulk request of `kuryr pool populate` without `ports_pool_batch`.
+pub const DEFAULT_BATCH: usize = 10;
 
 /// Name of a free pool port (a container's port is named as IPAM's, `kuryr-unbound-port`).
 pub const POOL_PORT_NAME: &str = "kuryr-pool-port";
@@ -155,6 +176,9 @@ pub struct PoolInfo {
     pub host: String,
     pub free: usize,
     pub held: usize,
+    /// How many free ports the pool keeps now (see [`sizing`]).
+    #[serde(default)]
+    pub target: usize,
     pub filling: bool,
 }
 
@@ -194,6 +218,8 @@ struct State {
     recovering: HashMap<PoolKey, usize>,
     /// The bound of each subnet's pool when `ports_pool_max` sets none (see [`subnet_cap`]).
     caps: HashMap<String, usize>,
+    /// Each pool's wanted size and last use ([`sizing`]).
+    demand: HashMap<PoolKey, Demand>,
     counters: PoolCounters,
 }
 
@@ -281,12 +307,34 @@ impl Pools {
         vec![DEVICE_OWNER.to_string(), self.tag()]
     }
 
-    /// The most free ports `key`'s pool may hold: `ports_pool_max`, else its subnet's cap.
+    /// The most free ports `key`'s pool may hold: `ports_pool_max`, else its subnet's cap
+    /// (and [`sizing::AUTO_MAX`] for a self-sizing pool).
     fn max_free(&self, st: &State, key: &PoolKey) -> usize {
         if self.config.max > 0 {
             return self.config.max;
         }
-        st.caps.get(&key.subnet_id).copied().unwrap_or(usize::MAX)
+        let cap = st.caps.get(&key.subnet_id).copied().unwrap_or(usize::MAX);
+        if self.config.min.is_none() {
+            cap.min(sizing::AUTO_MAX)
+        } else {
+            cap
+        }
+    }
+
+    /// `key`'s demand, made now if the pool has none yet (a new pool, or one found by a
+    /// scan after a restart: it gets the whole idle timeout before it is given back).
+    fn demand<'s>(&self, st: &'s mut State, key: &PoolKey) -> &'s mut Demand {
+        let bound = self.max_free(st, key);
+        let sizing = self.config.sizing();
+        st.demand
+            .entry(key.clone())
+            .or_insert_with(|| sizing.new_demand(Instant::now(), bound))
+    }
+
+    /// Count now as the pool's last use.
+    fn touch(&self, key: &PoolKey) {
+        let mut st = self.state();
+        self.demand(&mut st, key).last_take = Instant::now();
     }
 
     /// The pool a container on `subnet` takes from, once the defaults are known.
@@ -326,7 +374,16 @@ impl Pools {
             let closing = st.closing.contains(&key.network_id);
             let free = st.free.entry(key.clone()).or_default();
             let port = if closing { None } else { free.pop_front() };
-            let low = !closing && free.len() < self.config.min;
+            let left = free.len();
+            let bound = self.max_free(&st, &key);
+            let sizing = self.config.sizing();
+            // The take that makes a pool is no demand beyond its start.
+            let in_use = st.demand.contains_key(&key);
+            let demand = self.demand(&mut st, &key);
+            if in_use {
+                sizing.on_take(demand, Instant::now(), port.is_some(), bound);
+            }
+            let low = !closing && left < demand.target;
             match &port {
                 Some(p) => {
                     st.counters.hits += 1;
@@ -527,6 +584,7 @@ impl Pools {
                 host: self.host.clone(),
                 free: st.free.get(key).map_or(0, VecDeque::len),
                 held: st.held.values().filter(|h| &h.key == key).count(),
+                target: st.demand.get(key).map_or(0, |d| d.target),
                 filling: st.filling.contains(key),
             })
             .collect();

@@ -170,6 +170,7 @@ impl Pools {
         let local: Vec<String> = {
             let mut st = self.state();
             st.closing.insert(network_id.to_owned());
+            st.demand.retain(|key, _| key.network_id != network_id);
             let mut ids = Vec::new();
             st.free.retain(|key, ports| {
                 if key.network_id == network_id {
@@ -206,6 +207,43 @@ impl Pools {
         );
         let deleted = self.delete_all(ids.into_iter().collect()).await;
         Ok(deleted)
+    }
+
+    /// Pools no container took a port from for `ports_pool_idle_timeout`: their free ports
+    /// go back to Neutron (with their interfaces), and the pools start over at their
+    /// network's next address request. Returns how many ports were deleted.
+    pub async fn give_back_idle(self: &Arc<Self>) -> usize {
+        let sizing = self.config.sizing();
+        let now = Instant::now();
+        let ids: Vec<String> = {
+            let mut st = self.state();
+            let idle: Vec<PoolKey> = st
+                .demand
+                .iter()
+                .filter(|(key, demand)| {
+                    sizing.is_idle(demand, now)
+                        && !st.filling.contains(*key)
+                        && st.recovering.get(*key).copied().unwrap_or(0) == 0
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            let mut ids = Vec::new();
+            for key in idle {
+                st.demand.remove(&key);
+                if let Some(ports) = st.free.remove(&key) {
+                    ids.extend(ports.into_iter().map(|p| p.id));
+                }
+            }
+            ids
+        };
+        if ids.is_empty() {
+            return 0;
+        }
+        tracing::info!(
+            ports = ids.len(),
+            "giving the free ports of idle pools back to Neutron ([vif_pool] ports_pool_idle_timeout)"
+        );
+        self.delete_all(ids).await
     }
 
     /// The network was deleted (or its deletion failed): forget that it was closing.

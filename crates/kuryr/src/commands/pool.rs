@@ -69,16 +69,17 @@ fn print_pools(report: &PoolReport) {
         return;
     }
     println!(
-        "{:<36}  {:<36}  {:>5}  {:>5}  {:<7}  security groups",
-        "network", "subnet", "free", "held", "filling"
+        "{:<36}  {:<36}  {:>5}  {:>5}  {:>6}  {:<7}  security groups",
+        "network", "subnet", "free", "held", "target", "filling"
     );
     for p in &report.pools {
         println!(
-            "{:<36}  {:<36}  {:>5}  {:>5}  {:<7}  {}",
+            "{:<36}  {:<36}  {:>5}  {:>5}  {:>6}  {:<7}  {}",
             p.key.network_id,
             p.key.subnet_id,
             p.free,
             p.held,
+            p.target,
             if p.filling { "yes" } else { "no" },
             p.key.security_groups.join(",")
         );

@@ -80,7 +80,7 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
         )
     })?;
     driver_config.teardown_dir = Some(teardown_dir);
-    if config.vif_pool.enabled && driver_config.pool.is_none() {
+    if config.vif_pool.enabled && config.vif_pool.enabled_set && driver_config.pool.is_none() {
         tracing::warn!("[vif_pool] enabled is ignored: port pools are for bare metal (default_port_driver = veth)");
     }
     let driver = Arc::new(Driver::new(neutron, driver_config));
@@ -195,12 +195,22 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     teardowns.abort();
     reconciling.abort();
     servers.shutdown().await;
+    match tokio::time::timeout(GIVE_BACK_AT_STOP, driver.give_back_pools_at_stop()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(ports = n, "free pool ports given back to Neutron"),
+        Err(_) => tracing::warn!(
+            "stopping before every free pool port was given back; the next start finds the rest"
+        ),
+    }
     match first {
         Some(Ok(Ok(()))) | None => Ok(()),
         Some(Ok(Err(e))) => Err(format!("serving: {e}")),
         Some(Err(e)) => Err(format!("serving: {e}")),
     }
 }
+
+/// How long a stopping daemon spends giving free pool ports back to Neutron.
+const GIVE_BACK_AT_STOP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// SIGTERM (how service managers stop daemons) or SIGINT.
 async fn shutdown_signal() {

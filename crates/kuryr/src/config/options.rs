@@ -83,16 +83,23 @@ pub struct BindingOptions {
 }
 
 /// `[vif_pool]`: pools of pre-created ports (upstream kuryr-kubernetes' option names where
-/// they exist; `enabled`, `populate_on_network_create` and `owner_write_delay` are kuryr's
-/// own).
+/// they exist; `enabled`, `ports_pool_idle_timeout`, `populate_on_network_create` and
+/// `owner_write_delay` are kuryr's own). On unless `enabled = false`; without
+/// `ports_pool_min` each pool sizes itself by demand and is given back when idle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VifPoolOptions {
     pub enabled: bool,
-    pub ports_pool_min: u32,
+    /// Whether kuryr.conf says `enabled` (a nested daemon says why it has no pools then).
+    pub enabled_set: bool,
+    /// None: each pool sizes itself by demand.
+    pub ports_pool_min: Option<u32>,
     /// Zero: no fixed maximum; a pool then holds at most a quarter of its subnet.
     pub ports_pool_max: u32,
-    pub ports_pool_batch: u32,
+    /// None: a refill makes what its pool lacks in one request.
+    pub ports_pool_batch: Option<u32>,
     pub ports_pool_update_frequency: Duration,
+    /// None: [`DEFAULT_IDLE_TIMEOUT`] for self-sizing pools, never with `ports_pool_min`.
+    pub ports_pool_idle_timeout: Option<Duration>,
     pub populate_on_network_create: bool,
     /// How long a container holds a pool port before its owner is written to Neutron.
     pub owner_write_delay: Duration,
@@ -113,6 +120,8 @@ pub fn default_admin_socket(plugin_name: &str) -> PathBuf {
 
 /// `[vif_pool] owner_write_delay` unless set.
 pub const DEFAULT_OWNER_WRITE_DELAY: Duration = Duration::from_secs(2);
+/// `[vif_pool] ports_pool_idle_timeout` of self-sizing pools unless set.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 const VIF_POOL_KNOWN: &[&str] = &[
     "enabled",
@@ -120,6 +129,7 @@ const VIF_POOL_KNOWN: &[&str] = &[
     "ports_pool_max",
     "ports_pool_batch",
     "ports_pool_update_frequency",
+    "ports_pool_idle_timeout",
     "populate_on_network_create",
     "owner_write_delay",
 ];
@@ -337,13 +347,19 @@ impl<'a> SectionReader<'a> {
     }
 
     pub fn u32(&self, key: &str, default: u32) -> Result<u32, ConfigError> {
+        Ok(self.opt_u32(key)?.unwrap_or(default))
+    }
+
+    /// A whole number; None when unset or empty.
+    pub fn opt_u32(&self, key: &str) -> Result<Option<u32>, ConfigError> {
         match self.raw(key) {
-            None => Ok(default),
-            Some(v) if v.value.trim().is_empty() => Ok(default),
+            None => Ok(None),
+            Some(v) if v.value.trim().is_empty() => Ok(None),
             Some(v) => v
                 .value
                 .trim()
                 .parse()
+                .map(Some)
                 .map_err(|_| self.invalid(key, v, "a whole number, 0 or more")),
         }
     }
@@ -475,29 +491,36 @@ impl BindingOptions {
 impl VifPoolOptions {
     pub fn read(raw: &RawConfig) -> Result<Self, ConfigError> {
         let s = SectionReader::new(raw, "vif_pool");
-        let batch = s.u32("ports_pool_batch", 10)?;
-        if batch == 0 {
-            if let Some(v) = s.raw("ports_pool_batch") {
-                return Err(s.invalid(
-                    "ports_pool_batch",
-                    v,
-                    "at least 1 (ports per bulk request)",
-                ));
-            }
+        let batch = s.opt_u32("ports_pool_batch")?;
+        if let (Some(0), Some(v)) = (batch, s.raw("ports_pool_batch")) {
+            return Err(s.invalid("ports_pool_batch", v, "at least 1 (ports per bulk request)"));
         }
         Ok(VifPoolOptions {
-            enabled: s.bool("enabled", false)?,
-            ports_pool_min: s.u32("ports_pool_min", 5)?,
+            enabled: s.bool("enabled", true)?,
+            enabled_set: s.opt_string("enabled").is_some(),
+            ports_pool_min: s.opt_u32("ports_pool_min")?,
             ports_pool_max: s.u32("ports_pool_max", 0)?,
             ports_pool_batch: batch,
             ports_pool_update_frequency: s
                 .opt_seconds("ports_pool_update_frequency")?
                 .unwrap_or(Duration::from_secs(20)),
+            ports_pool_idle_timeout: s.opt_seconds("ports_pool_idle_timeout")?,
             populate_on_network_create: s.bool("populate_on_network_create", false)?,
             owner_write_delay: s
                 .opt_seconds("owner_write_delay")?
                 .unwrap_or(DEFAULT_OWNER_WRITE_DELAY),
         })
+    }
+
+    /// How long an unused pool keeps its free ports: as set, else
+    /// [`DEFAULT_IDLE_TIMEOUT`] when pools size themselves and forever (zero) when
+    /// `ports_pool_min` fixes their size.
+    pub fn idle_timeout(&self) -> Duration {
+        match (self.ports_pool_idle_timeout, self.ports_pool_min) {
+            (Some(t), _) => t,
+            (None, None) => DEFAULT_IDLE_TIMEOUT,
+            (None, Some(_)) => Duration::ZERO,
+        }
     }
 }
 
@@ -620,27 +643,43 @@ mod tests {
     #[test]
     fn vif_pool_defaults_and_values() {
         let d = VifPoolOptions::read(&raw("")).unwrap();
-        assert!(!d.enabled);
+        assert!(d.enabled, "pools are on unless kuryr.conf says otherwise");
+        assert!(!d.enabled_set);
         assert_eq!(
             (d.ports_pool_min, d.ports_pool_max, d.ports_pool_batch),
-            (5, 0, 10)
+            (None, 0, None)
         );
+        assert_eq!(d.idle_timeout(), DEFAULT_IDLE_TIMEOUT);
         assert_eq!(d.ports_pool_update_frequency, Duration::from_secs(20));
         assert_eq!(d.owner_write_delay, DEFAULT_OWNER_WRITE_DELAY);
         let r = raw("[vif_pool]
 enabled = true
 owner_write_delay = 0.5
 ports_pool_max = 7
+ports_pool_min = 3
 ");
         let v = VifPoolOptions::read(&r).unwrap();
-        assert!(v.enabled);
+        assert!(v.enabled && v.enabled_set);
         assert_eq!(v.ports_pool_max, 7);
+        assert_eq!(v.ports_pool_min, Some(3));
+        assert_eq!(v.idle_timeout(), Duration::ZERO, "fixed sizes stay");
         assert_eq!(v.owner_write_delay, Duration::from_millis(500));
+        let off = VifPoolOptions::read(&raw("[vif_pool]\nenabled = false\n")).unwrap();
+        assert!(!off.enabled && off.enabled_set);
+        let idle = VifPoolOptions::read(&raw(
+            "[vif_pool]\nports_pool_min = 2\nports_pool_idle_timeout = 30\n",
+        ))
+        .unwrap();
+        assert_eq!(idle.idle_timeout(), Duration::from_secs(30));
         let r = raw("[vif_pool]
 owner_write_delay = soon
 ");
         let err = VifPoolOptions::read(&r).unwrap_err().to_string();
         assert!(err.contains("[vif_pool] owner_write_delay"), "{err}");
+        let err = VifPoolOptions::read(&raw("[vif_pool]\nports_pool_batch = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 1"), "{err}");
     }
 
     #[test]

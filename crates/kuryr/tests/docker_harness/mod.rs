@@ -51,6 +51,23 @@ pub fn config_file() -> PathBuf {
     file
 }
 
+/// kuryr.conf of the local stack with port pools off: the daemon most tests start, since
+/// they follow each container's own Neutron port on the usual path (what a pool miss takes
+/// too). The default configuration, pools on, is tested in `pools.rs`.
+pub fn usual_path_config_file() -> PathBuf {
+    // Written once per test binary: its tests start daemons in parallel.
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let base = std::fs::read_to_string(config_file()).expect("read the stack's kuryr.conf");
+        let file =
+            std::env::temp_dir().join(format!("kuryr-usual-path-{}.conf", std::process::id()));
+        std::fs::write(&file, format!("{base}\n[vif_pool]\nenabled = false\n"))
+            .expect("write the tests' kuryr.conf");
+        file
+    })
+    .clone()
+}
+
 pub fn config() -> Config {
     Config::load(&LoadOptions {
         config_files: vec![config_file()],
@@ -211,7 +228,7 @@ pub fn spawn_daemon(plugin: &str, log: &std::path::Path) -> Daemon {
     let stderr = File::options().create(true).append(true).open(log).unwrap();
     let child = with_daemon_capabilities()
         .arg("--config-file")
-        .arg(config_file())
+        .arg(usual_path_config_file())
         .args(["serve", "--plugin-name", plugin])
         .env("KURYR_LOG", "info")
         .stdin(Stdio::null())
@@ -905,4 +922,49 @@ pub fn br_int_ports() -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// `--ip` and `--ip6` of one container on a user's dual-stack port: the port serves both,
+/// twice in a row (so a release gives it back whole), and no other port is made.
+pub async fn one_dual_stack_port_serves_ip_and_ip6(k: &Kuryr, cidrs: [&str; 2], ips: [&str; 2]) {
+    let [v4, v6] = cidrs;
+    let [ip, ip6] = ips;
+    let net_name = k.name("net");
+    let id = k
+        .create_network(&net_name, &["--ipv6", "--subnet", v4, "--subnet", v6])
+        .await;
+    let net = k.network_of(&id).await;
+    let mut subnets = k.subnets_on(&net.id).await;
+    subnets.sort_by_key(|s| s.ip_version);
+    let user = k
+        .neutron_port_with(
+            &k.name("user-port"),
+            &[(&subnets[0], ip), (&subnets[1], ip6)],
+        )
+        .await;
+    for round in 1..=2 {
+        let c = k.name(&format!("c{round}"));
+        k.run(&c, &["--net", &net_name, "--ip", ip, "--ip6", ip6])
+            .await;
+        let a = k.attachment(&c, &net_name).await;
+        assert_eq!((a.ip.as_str(), a.ipv6.as_str()), (ip, ip6), "round {round}");
+        let port = k.port_of(&a.endpoint_id).await;
+        assert_eq!(
+            port.id, user.id,
+            "round {round}: the user's port serves both"
+        );
+        assert_eq!(k.ports_on(&net.id).await.len(), 1, "no other port");
+        let (addr, _) = k.interface(&c, "eth0").await;
+        assert!(addr.contains(&format!("inet {ip}/24")), "{addr}");
+        assert!(addr.contains(&format!("inet6 {ip6}/64")), "{addr}");
+        k.remove_container(&c).await;
+        eventually("the port is given back", || async {
+            let p = k.neutron.ports().get(&user.id).await.unwrap();
+            p.tags.is_empty().then_some(())
+        })
+        .await;
+    }
+    k.neutron.ports().delete(&user.id).await.unwrap();
+    k.neutron_ports.lock().unwrap().clear();
+    k.remove_network(&net_name).await;
 }
