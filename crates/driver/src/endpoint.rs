@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use kuryr_binding::{veth_names, PlugRequest, UnplugRequest, VethSpec};
+use kuryr_binding::{veth_names, UnplugRequest};
 use kuryr_libnetwork::network::{
     CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointOperInfoResponse,
     EndpointRequest, InterfaceName, JoinRequest, JoinResponse, StaticRoute,
@@ -384,39 +384,14 @@ impl Driver {
         port: &Port,
         network: &Network,
     ) -> Result<()> {
-        let mac: MacAddress = port.mac_address.parse().map_err(|e| {
-            DriverError::unusable(format!("port {} has an unusable MAC: {e}", port.id))
-        })?;
-        let names = veth_names(&port.id);
-        let mtu = network.mtu.unwrap_or(1500);
         let binder = self.binder().await?;
-        binder
-            .netlink
-            .ensure_veth(&VethSpec {
-                names: &names,
-                mac: mac.0,
-                mtu,
-            })
-            .await
-            .map_err(host_err(format!(
-                "making the veth pair of port {}",
-                port.id
-            )))?;
-        binder
-            .plug(&PlugRequest {
-                port_id: port.id.clone(),
-                endpoint_id: req.endpoint_id.as_str().to_owned(),
-                mac: mac.0,
-                host_ifname: names.host,
-                network_id: network.id.clone(),
-                project_id: port.project_id.clone(),
-                mtu,
-                host: self.config.host_id.clone(),
-                vif_type: port.binding_vif_type.clone(),
-                vif_details: Value::Object(port.binding_vif_details.clone()),
-            })
-            .await
-            .map_err(host_err(format!("plugging port {} into the host", port.id)))?;
+        let plug = crate::host::Plug {
+            endpoint_id: req.endpoint_id.as_str(),
+            mtu: network.mtu.unwrap_or(1500),
+            host: &self.config.host_id,
+            alias: None,
+        };
+        crate::host::plug_port(binder, port, &plug).await?;
         if self.config.vif_plugging_is_fatal {
             self.wait_active(port).await?;
         }

@@ -174,6 +174,16 @@ impl Driver {
         Ok(network)
     }
 
+    /// The subnets of a Docker network's Neutron network, remembered.
+    pub(crate) async fn docker_network_subnets(&self, docker_id: &DockerId) -> Result<Vec<Subnet>> {
+        match self.cached_network(docker_id).await? {
+            Some(network) => self.cached_subnets(&network.id).await,
+            None => Err(DriverError::not_found(
+                "no Neutron network carries the Docker network's tags",
+            )),
+        }
+    }
+
     /// A network's subnets, remembered (and read again in the background, see
     /// [`Driver::refresh_cache`]).
     pub(crate) async fn cached_subnets(&self, network_id: &str) -> Result<Vec<Subnet>> {

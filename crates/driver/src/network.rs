@@ -59,7 +59,13 @@ impl Driver {
             self.undo(undo).await;
         } else if let Some(pools) = self.pools() {
             if pools.config().populate_on_network_create {
-                pools.prefill(req.network_id.clone());
+                // Remembered by the create: no Neutron request.
+                match self.docker_network_subnets(&req.network_id).await {
+                    Ok(subnets) => pools.prefill(subnets),
+                    Err(e) => {
+                        tracing::warn!(network = %req.network_id.as_str(), "pre-filling the port pool: {}", e.report())
+                    }
+                }
             }
         }
         result.map(|_| Empty {})

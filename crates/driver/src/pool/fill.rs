@@ -6,12 +6,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kuryr_libnetwork::DockerId;
 use kuryr_openstack::neutron::{Filters, FixedIp, Port, PortSpec, Subnet};
 
 use super::{Defaults, PoolKey, Pools, POOL_PORT_NAME};
 use crate::error::{neutron_err, DriverError, Result};
-use crate::mapping::{id_tags, DEVICE_OWNER};
+use crate::mapping::DEVICE_OWNER;
 
 /// The subnets whose pools serve a network's containers: Docker asks IPv4 first, and the
 /// IPv6 address of a dual-stack endpoint joins the IPv4 port; IPv6 pools only for IPv6-only
@@ -71,18 +70,11 @@ impl Pools {
             .ok_or_else(|| DriverError::bug("the pool defaults are unknown once learnt"))
     }
 
-    /// `populate_on_network_create`: fill the pool of a new Docker network in the
+    /// `populate_on_network_create`: fill the pools of a new network's `subnets` in the
     /// background (its IPv4 subnets, or IPv6 ones when it has no IPv4).
-    pub fn prefill(self: &Arc<Self>, docker_network: DockerId) {
+    pub fn prefill(self: &Arc<Self>, subnets: Vec<Subnet>) {
         let pools = self.clone();
         tokio::spawn(async move {
-            let subnets = match pools.subnets_of_docker_network(&docker_network).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(network = %docker_network.as_str(), "pre-filling the port pool: {}", e.report());
-                    return;
-                }
-            };
             for subnet in pool_subnets(&subnets) {
                 match pools.key_for(subnet).await {
                     Ok(key) => pools.kick_refill(key),
@@ -92,28 +84,6 @@ impl Pools {
                 }
             }
         });
-    }
-
-    async fn subnets_of_docker_network(&self, id: &DockerId) -> Result<Vec<Subnet>> {
-        let networks = self
-            .neutron
-            .networks()
-            .list(&Filters::new().tags(id_tags(id)))
-            .await
-            .map_err(neutron_err("looking up the network by its Docker tags"))?;
-        let Some(network) = networks.first() else {
-            return Err(DriverError::not_found(
-                "no Neutron network carries the Docker network's tags",
-            ));
-        };
-        self.neutron
-            .subnets()
-            .list(&Filters::new().eq("network_id", network.id.as_str()))
-            .await
-            .map_err(neutron_err(format!(
-                "listing the subnets of network {}",
-                network.id
-            )))
     }
 
     /// Refill `key`'s pool in the background unless a refill already runs.
@@ -138,11 +108,10 @@ impl Pools {
             return 0;
         }
         if !st.scanned {
-            st.free.entry(key.clone()).or_default();
+            st.book.open_pool(key.clone());
             return 0;
         }
-        let free =
-            st.free.get(key).map_or(0, |f| f.len()) + st.recovering.get(key).copied().unwrap_or(0);
+        let free = st.book.free_count(key) + st.book.entering(key);
         let bound = self.max_free(&st, key);
         let sizing = self.config.sizing();
         let demand = *self.demand(&mut st, key);
@@ -161,7 +130,7 @@ impl Pools {
             }
             match self.create(key, n).await {
                 Ok(ports) => {
-                    for port in self.ready_all(ports).await {
+                    for port in self.enter_all(key, ports).await {
                         self.put_free(key.clone(), port);
                     }
                 }
@@ -191,8 +160,8 @@ impl Pools {
         while added < count {
             let room = {
                 let st = self.state();
-                let free = st.free.get(&key).map_or(0, |f| f.len());
-                self.max_free(&st, &key).saturating_sub(free)
+                self.max_free(&st, &key)
+                    .saturating_sub(st.book.free_count(&key))
             };
             let n = (count - added).min(batch).min(room);
             if n == 0 {
@@ -202,13 +171,33 @@ impl Pools {
                 "creating {n} ports on subnet {} (after {added})",
                 key.subnet_id
             )))?;
-            for port in self.ready_all(ports).await {
+            for port in self.enter_all(&key, ports).await {
                 if self.put_free(key.clone(), port) {
                     added += 1;
                 }
             }
         }
         Ok(added)
+    }
+
+    /// New ports on their way into `key`'s pool, their interfaces readied. A port whose
+    /// readying failed is left to the next scan (it is in Neutron, tagged).
+    async fn enter_all(self: &Arc<Self>, key: &PoolKey, ports: Vec<Port>) -> Vec<Port> {
+        let ids: Vec<String> = {
+            let mut st = self.state();
+            for port in &ports {
+                st.book.enter(&port.id, key.clone());
+            }
+            ports.iter().map(|p| p.id.clone()).collect()
+        };
+        let ready = self.ready_all(ports).await;
+        let mut st = self.state();
+        for id in ids {
+            if !ready.iter().any(|p| p.id == id) {
+                st.book.forget(&id);
+            }
+        }
+        ready
     }
 
     /// `n` new pool ports in one bulk request (all or none); tagged in the same request

@@ -10,14 +10,14 @@
 //! Other bindings (hybrid plug, Linux bridge, scripts) are plugged by CreateEndpoint as
 //! without pools.
 
-use kuryr_binding::{veth_names, PlugRequest, VethSpec, VifBinding};
+use kuryr_binding::{veth_names, VifBinding};
 use kuryr_libnetwork::MacAddress;
 use kuryr_openstack::neutron::Port;
 use serde_json::Value;
 use std::sync::Arc;
 
 use super::Pools;
-use crate::error::{host_err, neutron_err, DriverError, Result};
+use crate::error::{host_err, neutron_err, Result};
 
 /// The alias of the host end of a free port's veth.
 pub const FREE_ALIAS: &str = "kuryr-pool-port";
@@ -63,7 +63,7 @@ fn prepluggable(port: &Port) -> bool {
 impl Pools {
     /// Whether the port's interface waits plugged in (CreateEndpoint then only marks it).
     pub(crate) fn is_plugged(&self, port_id: &str) -> bool {
-        self.state().plugged.contains(port_id)
+        self.state().book.is_plugged(port_id)
     }
 
     /// Make a free port's interface wait plugged in, redoing whatever a container or a crash
@@ -71,7 +71,7 @@ impl Pools {
     /// refused: the port is then pooled as it is, and CreateEndpoint plugs it.
     pub(super) async fn ready_interface(&self, port: &Port) -> bool {
         if !prepluggable(port) {
-            self.state().plugged.remove(&port.id);
+            self.state().book.set_plugged(&port.id, false);
             return false;
         }
         let plugged = self.is_plugged(&port.id);
@@ -84,15 +84,15 @@ impl Pools {
                 Err(e) => Err(e),
             };
             if plugged.is_ok() {
-                self.state().plugged.insert(port.id.clone());
+                self.state().book.set_plugged(&port.id, true);
                 return true;
             }
         }
-        self.state().plugged.remove(&port.id);
+        self.state().book.set_plugged(&port.id, false);
         self.remove_interface(&port.id).await;
         match self.plug_free(port).await {
             Ok(()) => {
-                self.state().plugged.insert(port.id.clone());
+                self.state().book.set_plugged(&port.id, true);
                 true
             }
             Err(e) => {
@@ -148,57 +148,19 @@ impl Pools {
 
     async fn plug_free(&self, port: &Port) -> Result<()> {
         let binder = self.binder().await?;
-        let names = veth_names(&port.id);
-        let mac = port
-            .mac_address
-            .parse::<MacAddress>()
-            .map_err(|e| {
-                DriverError::unusable(format!("port {} has an unusable MAC: {e}", port.id))
-            })?
-            .0;
-        let mtu = self.network_mtu(&port.network_id).await?;
-        binder
-            .netlink
-            .ensure_veth(&VethSpec {
-                names: &names,
-                mac,
-                mtu,
-            })
-            .await
-            .map_err(host_err(format!(
-                "making the veth pair of pool port {}",
-                port.id
-            )))?;
-        // Marked before it is plugged: a crash in between leaves a port a scan recovers.
-        binder
-            .netlink
-            .set_alias(&names.host, FREE_ALIAS)
-            .await
-            .map_err(host_err(format!("marking {} free", names.host)))?;
-        binder
-            .plug(&PlugRequest {
-                port_id: port.id.clone(),
-                endpoint_id: String::new(),
-                mac,
-                host_ifname: names.host,
-                network_id: port.network_id.clone(),
-                project_id: port.project_id.clone(),
-                mtu,
-                host: self.host.clone(),
-                vif_type: port.binding_vif_type.clone(),
-                vif_details: Value::Object(port.binding_vif_details.clone()),
-            })
-            .await
-            .map_err(host_err(format!(
-                "plugging pool port {} into the host",
-                port.id
-            )))
+        let plug = crate::host::Plug {
+            endpoint_id: "",
+            mtu: self.network_mtu(&port.network_id).await?,
+            host: &self.host,
+            alias: Some(FREE_ALIAS),
+        };
+        crate::host::plug_port(binder, port, &plug).await
     }
 
     /// Remove the interface of a port no container holds (its OVS port and veth pair). One
     /// whose container end is in another namespace is a container's and stays.
     pub(crate) async fn remove_interface(&self, port_id: &str) {
-        self.state().plugged.remove(port_id);
+        self.state().book.set_plugged(port_id, false);
         let Ok(binder) = self.host_side.binder().await else {
             return;
         };

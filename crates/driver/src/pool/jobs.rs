@@ -36,6 +36,8 @@ pub enum Job {
     Recycle {
         port: Box<Port>,
         key: PoolKey,
+        /// Its owner may be in Neutron: resetting takes requests.
+        owned: bool,
     },
     /// A free port found by a scan: its interface readied, then into its pool.
     Recover {
@@ -100,9 +102,9 @@ impl Pools {
                     tracing::warn!(port = %port_id, endpoint = %endpoint_id, "recording the endpoint on its port: {e}");
                 }
             }
-            Job::Recycle { port, key } => {
+            Job::Recycle { port, key, owned } => {
                 let id = port.id.clone();
-                match self.reset_and_pool(*port, key).await {
+                match self.reset_and_pool(*port, key, owned).await {
                     Ok(pooled) => {
                         if pooled {
                             self.state().counters.recycled += 1;
@@ -116,13 +118,8 @@ impl Pools {
             }
             Job::Recover { port, key } => {
                 self.ready_interface(&port).await;
-                let pooled = self.put_free(key.clone(), *port);
-                let mut st = self.state();
-                if let Some(n) = st.recovering.get_mut(&key) {
-                    *n = n.saturating_sub(1);
-                }
-                if pooled {
-                    st.counters.recovered += 1;
+                if self.put_free(key, *port) {
+                    self.state().counters.recovered += 1;
                 }
             }
             Job::Delete { port_id } => self.delete(&port_id).await,
@@ -139,10 +136,9 @@ impl Pools {
             .map_err(|e| kuryr_openstack::Error::InvalidRequest(e.to_string()))?;
         // A container already gone (a burst left this job queued behind others): its port
         // never left the pool's state in Neutron, and recycling has nothing to reset.
-        if !self.held_by(port_id, endpoint_id) {
+        if !self.state().book.own(port_id, endpoint_id) {
             return Ok(());
         }
-        self.state().owned.insert(port_id.to_owned());
         for tag in id_tags(&endpoint) {
             if !tags.contains(&tag) {
                 tags.push(tag);
@@ -162,10 +158,7 @@ impl Pools {
 
     /// Whether the endpoint still holds the port.
     fn held_by(&self, port_id: &str, endpoint_id: &str) -> bool {
-        self.state()
-            .held
-            .get(port_id)
-            .is_some_and(|h| h.endpoint.as_deref() == Some(endpoint_id))
+        self.state().book.held_by(port_id, endpoint_id)
     }
 
     /// Returns whether the port went back into its pool (or was deleted, the pool full).
@@ -173,17 +166,17 @@ impl Pools {
         self: &Arc<Self>,
         port: Port,
         key: PoolKey,
+        owned: bool,
     ) -> Result<bool, kuryr_openstack::Error> {
         let full_or_closing = {
             let st = self.state();
             st.closing.contains(&key.network_id)
-                || st.free.get(&key).map_or(0, |f| f.len()) >= self.max_free(&st, &key)
+                || st.book.free_count(&key) >= self.max_free(&st, &key)
         };
         if full_or_closing {
             self.delete(&port.id).await;
             return Ok(false);
         }
-        let owned = self.state().owned.remove(&port.id);
         let mut groups = port.security_groups.clone();
         groups.sort();
         if !owned

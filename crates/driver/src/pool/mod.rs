@@ -14,16 +14,17 @@
 //! has held a port for `owner_write_delay`.
 //!
 //! Every port the pools know is in exactly one place: free in a pool, held by a container,
-//! or in a background job; `known` holds them all, so a Neutron scan never adds a port twice
-//! and no port is handed out twice.
+//! or in a background job ([`book`]), so a Neutron scan never adds a port twice and no port
+//! is handed out twice.
 
+mod book;
 mod fill;
 mod interfaces;
 mod jobs;
 pub mod sizing;
 mod sync;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ use crate::host::Host;
 use crate::mapping::DEVICE_OWNER;
 use crate::readiness::Readiness;
 
+use book::{Book, Put};
 pub use fill::pool_subnets;
 pub use interfaces::{HostMark, FREE_ALIAS};
 pub use jobs::Job;
@@ -195,27 +197,19 @@ pub struct PoolCounters {
 
 #[derive(Debug, Default)]
 struct State {
-    free: HashMap<PoolKey, VecDeque<Port>>,
-    held: HashMap<String, Held>,
-    /// Every port id in `free`, `held` or a background job.
-    known: HashSet<String>,
+    /// Every port the pools know, and where it stands.
+    book: Book,
     /// Pools being filled now.
     filling: HashSet<PoolKey>,
     /// Networks being deleted: nothing is added to their pools.
     closing: HashSet<String>,
     /// Pool ports Neutron shows in a state kuryr cannot explain, with the revision seen.
     doubt: HashMap<String, u64>,
-    /// Ports whose interface waits plugged in while free ([`interfaces`]).
-    plugged: HashSet<String>,
-    /// Held ports whose owner may be in Neutron already (recycling then resets it).
-    owned: HashSet<String>,
     /// Networks' MTUs, for the veth pairs of their free ports.
     mtu: HashMap<String, u32>,
     /// Whether a scan of Neutron has counted this host's pool ports since the start: no
     /// refill before, or every restart would add a pool's worth of ports.
     scanned: bool,
-    /// Ports found free by a scan and on their way back into their pool; a refill counts them.
-    recovering: HashMap<PoolKey, usize>,
     /// The bound of each subnet's pool when `ports_pool_max` sets none (see [`subnet_cap`]).
     caps: HashMap<String, usize>,
     /// Each pool's wanted size and last use ([`sizing`]).
@@ -372,9 +366,9 @@ impl Pools {
         let (port, low) = {
             let mut st = self.state();
             let closing = st.closing.contains(&key.network_id);
-            let free = st.free.entry(key.clone()).or_default();
-            let port = if closing { None } else { free.pop_front() };
-            let left = free.len();
+            st.book.open_pool(key.clone());
+            let port = if closing { None } else { st.book.take(&key) };
+            let left = st.book.free_count(&key);
             let bound = self.max_free(&st, &key);
             let sizing = self.config.sizing();
             // The take that makes a pool is no demand beyond its start.
@@ -384,20 +378,10 @@ impl Pools {
                 sizing.on_take(demand, Instant::now(), port.is_some(), bound);
             }
             let low = !closing && left < demand.target;
-            match &port {
-                Some(p) => {
-                    st.counters.hits += 1;
-                    st.held.insert(
-                        p.id.clone(),
-                        Held {
-                            port: p.clone(),
-                            key: key.clone(),
-                            endpoint: None,
-                            exposed: false,
-                        },
-                    );
-                }
-                None => st.counters.misses += 1,
+            if port.is_some() {
+                st.counters.hits += 1;
+            } else {
+                st.counters.misses += 1;
             }
             (port, low)
         };
@@ -410,32 +394,17 @@ impl Pools {
     /// Stop tracking a port: it is gone, or the usual path took it over.
     /// Returns whether the port's interface waited plugged in.
     pub fn forget_port(&self, port_id: &str) -> bool {
-        let mut st = self.state();
-        st.held.remove(port_id);
-        st.known.remove(port_id);
-        st.owned.remove(port_id);
-        for free in st.free.values_mut() {
-            free.retain(|p| p.id != port_id);
-        }
-        st.plugged.remove(port_id)
+        self.state().book.forget(port_id)
     }
 
     /// The held port with `ip` on `network_id`.
     pub fn held_by_address(&self, network_id: &str, ip: IpAddr) -> Option<Held> {
-        self.state()
-            .held
-            .values()
-            .find(|h| h.port.network_id == network_id && h.address() == Some(ip))
-            .cloned()
+        self.state().book.held_by_address(network_id, ip).cloned()
     }
 
     /// The held port of an endpoint.
     pub fn held_by_endpoint(&self, endpoint_id: &str) -> Option<Held> {
-        self.state()
-            .held
-            .values()
-            .find(|h| h.endpoint.as_deref() == Some(endpoint_id))
-            .cloned()
+        self.state().book.held_by_endpoint(endpoint_id).cloned()
     }
 
     /// CreateEndpoint made the container's interface: the endpoint owns the port; Neutron
@@ -443,11 +412,13 @@ impl Pools {
     pub fn bind_endpoint(self: &Arc<Self>, port_id: &str, endpoint_id: &str) {
         let tags = {
             let mut st = self.state();
-            let Some(held) = st.held.get_mut(port_id) else {
+            if !st.book.bind_endpoint(port_id, endpoint_id) {
                 return;
-            };
-            held.endpoint = Some(endpoint_id.to_owned());
-            held.port.tags.clone()
+            }
+            match st.book.slot(port_id) {
+                Some(book::Slot::Held(held)) => held.port.tags.clone(),
+                _ => return,
+            }
         };
         let job = Job::Own {
             port_id: port_id.to_owned(),
@@ -477,20 +448,7 @@ impl Pools {
     pub(crate) fn hold_for_endpoint(self: &Arc<Self>, port: Port, key: PoolKey, endpoint: &str) {
         let id = port.id.clone();
         let tags = port.tags.clone();
-        {
-            let mut st = self.state();
-            st.known.insert(id.clone());
-            st.held.insert(
-                id.clone(),
-                Held {
-                    port,
-                    key,
-                    endpoint: Some(endpoint.to_owned()),
-                    // Unknown after a restart: RevokeExternalConnectivity asks Neutron.
-                    exposed: true,
-                },
-            );
-        }
+        self.state().book.hold_found(port, key, endpoint);
         self.enqueue(Job::Own {
             port_id: id,
             endpoint_id: endpoint.to_owned(),
@@ -500,21 +458,12 @@ impl Pools {
 
     /// ProgramExternalConnectivity made an exposed-ports group for the endpoint's port.
     pub fn set_exposed(&self, endpoint_id: &str) {
-        if let Some(held) = self
-            .state()
-            .held
-            .values_mut()
-            .find(|h| h.endpoint.as_deref() == Some(endpoint_id))
-        {
-            held.exposed = true;
-        }
+        self.state().book.set_exposed(endpoint_id);
     }
 
     /// DeleteEndpoint removed the container's interface.
     pub fn unbind_endpoint(&self, port_id: &str) {
-        if let Some(held) = self.state().held.get_mut(port_id) {
-            held.endpoint = None;
-        }
+        self.state().book.unbind_endpoint(port_id);
     }
 
     /// A port the slow path took over (dual stack, a retried CreateEndpoint): the pools no
@@ -531,18 +480,13 @@ impl Pools {
     /// ReleaseAddress of a held port: back into its pool (or deleted when the pool is full),
     /// in the background. False when the pools do not hold this port.
     pub fn release(self: &Arc<Self>, port_id: &str) -> bool {
-        let held = {
-            let mut st = self.state();
-            match st.held.get(port_id) {
-                Some(h) if h.endpoint.is_none() => st.held.remove(port_id),
-                _ => None,
-            }
-        };
-        match held {
-            Some(held) => {
+        let released = self.state().book.release(port_id);
+        match released {
+            Some(r) => {
                 self.enqueue(Job::Recycle {
-                    port: Box::new(held.port),
-                    key: held.key,
+                    port: Box::new(r.port),
+                    key: r.key,
+                    owned: r.owned,
                 });
                 true
             }
@@ -559,14 +503,12 @@ impl Pools {
         let Some(key) = self.wanted_key_of(&port) else {
             return false;
         };
-        {
-            let mut st = self.state();
-            st.held.remove(&port.id);
-            st.known.insert(port.id.clone());
-        }
+        self.state().book.recycle_found(&port);
+        // Neutron tells what needs resetting.
         self.enqueue(Job::Recycle {
             port: Box::new(port),
             key,
+            owned: false,
         });
         true
     }
@@ -574,18 +516,18 @@ impl Pools {
     /// Pools, for `kuryr pool list`.
     pub fn list(&self) -> Vec<PoolInfo> {
         let st = self.state();
-        let mut keys: HashSet<&PoolKey> = st.free.keys().collect();
-        keys.extend(st.held.values().map(|h| &h.key));
-        keys.extend(st.filling.iter());
+        let mut keys: HashSet<PoolKey> = st.book.pool_keys().into_iter().collect();
+        keys.extend(st.book.held().map(|h| h.key.clone()));
+        keys.extend(st.filling.iter().cloned());
         let mut out: Vec<PoolInfo> = keys
             .into_iter()
             .map(|key| PoolInfo {
-                key: key.clone(),
                 host: self.host.clone(),
-                free: st.free.get(key).map_or(0, VecDeque::len),
-                held: st.held.values().filter(|h| &h.key == key).count(),
-                target: st.demand.get(key).map_or(0, |d| d.target),
-                filling: st.filling.contains(key),
+                free: st.book.free_count(&key),
+                held: st.book.held().filter(|h| h.key == key).count(),
+                target: st.demand.get(&key).map_or(0, |d| d.target),
+                filling: st.filling.contains(&key),
+                key,
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -598,39 +540,32 @@ impl Pools {
 
     /// Free ports of every pool of `network_id`.
     pub fn free_count(&self, network_id: &str) -> usize {
-        self.state()
-            .free
+        let st = self.state();
+        st.book
+            .pool_keys()
             .iter()
-            .filter(|(k, _)| k.network_id == network_id)
-            .map(|(_, v)| v.len())
+            .filter(|k| k.network_id == network_id)
+            .map(|k| st.book.free_count(k))
             .sum()
     }
 
     /// Put a free port in its pool, unless the pool is full or its network is going away:
-    /// then the port is deleted (in the background). Returns whether it was pooled.
+    /// then the port is deleted (in the background). Returns whether it is in its pool.
     fn put_free(self: &Arc<Self>, key: PoolKey, port: Port) -> bool {
-        let pooled = {
+        let id = port.id.clone();
+        let put = {
             let mut st = self.state();
-            if st.free.values().any(|f| f.iter().any(|p| p.id == port.id))
-                || st.held.contains_key(&port.id)
-            {
-                // Already where it belongs: never twice in a pool.
-                return true;
-            }
-            st.known.insert(port.id.clone());
-            let closing = st.closing.contains(&key.network_id);
-            let max = self.max_free(&st, &key);
-            let free = st.free.entry(key).or_default();
-            let full = free.len() >= max;
-            if !closing && !full {
-                free.push_back(port.clone());
-            }
-            !closing && !full
+            let refuse = st.closing.contains(&key.network_id)
+                || st.book.free_count(&key) >= self.max_free(&st, &key);
+            st.book.put_free(key, port, refuse)
         };
-        if !pooled {
-            self.enqueue(Job::Delete { port_id: port.id });
+        match put {
+            Put::Pooled | Put::AlreadyThere => true,
+            Put::Rejected => {
+                self.enqueue(Job::Delete { port_id: id });
+                false
+            }
         }
-        pooled
     }
 }
 

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use kuryr_openstack::neutron::{Filters, Port};
 
+use super::book::{judge, Seen, Verdict};
 use super::{Job, PoolKey, Pools, POOL_PORT_NAME};
 
-/// How long closing a network waits for refills of its pools to finish.
+/// How long closing a network waits for refills and jobs of its pools to finish.
 const FILL_DRAIN: Duration = Duration::from_secs(120);
 const CONCURRENT_DELETES: usize = 8;
 
@@ -29,31 +30,14 @@ impl Pools {
     /// The free ports, before a listing: those the listing misses were deleted from under
     /// the daemon (see [`Pools::drop_vanished`]).
     pub fn free_ids(&self) -> HashSet<String> {
-        self.state()
-            .free
-            .values()
-            .flat_map(|ports| ports.iter().map(|p| p.id.clone()))
-            .collect()
+        self.state().book.free_ids()
     }
 
     /// Free ports that were free before `listed` was read and are not in it: someone deleted
     /// them in Neutron. They leave the pool, and their interface leaves the host.
     pub async fn drop_vanished(&self, free_before: &HashSet<String>, listed: &[Port]) {
         let listed: HashSet<&str> = listed.iter().map(|p| p.id.as_str()).collect();
-        let gone: Vec<String> = {
-            let mut st = self.state();
-            let mut gone = Vec::new();
-            for ports in st.free.values_mut() {
-                ports.retain(|p| {
-                    let vanished = free_before.contains(&p.id) && !listed.contains(p.id.as_str());
-                    if vanished {
-                        gone.push(p.id.clone());
-                    }
-                    !vanished
-                });
-            }
-            gone
-        };
+        let gone = self.state().book.vanished(free_before, &listed);
         for id in gone {
             tracing::info!(port = %id, "a free pool port was deleted in Neutron; removing its interface");
             self.remove_interface(&id).await;
@@ -63,10 +47,10 @@ impl Pools {
 
     /// Whether the daemon tracks this port (free, held, or in a job).
     pub fn is_known(&self, port_id: &str) -> bool {
-        self.state().known.contains(port_id)
+        self.state().book.knows(port_id)
     }
 
-    /// Explain every port of `ports` the daemon does not know (see the module comment).
+    /// Explain every port of `ports` the daemon does not know ([`book::judge`]).
     /// `with_interface`: the ports whose host interface says a container has them (marked
     /// with an endpoint, or plugged without a mark); a free port's marked interface does not
     /// count. `settling`: ports whose interface is marked with an endpoint but home again
@@ -88,56 +72,49 @@ impl Pools {
             if self.is_known(&port.id) {
                 continue;
             }
-            let key = PoolKey::of(&port);
-            let ours = port.binding_host_id == self.host;
-            let free_like = port.name == POOL_PORT_NAME
-                && port.device_id.is_empty()
-                && ours
-                && !port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid."));
-            let free_like =
-                free_like && !with_interface.contains(&port.id) && !settling.contains(&port.id);
-            if free_like && creating {
-                continue;
-            }
-            if let (true, Some(key)) = (free_like, key.clone()) {
-                {
-                    let mut st = self.state();
-                    st.known.insert(port.id.clone());
-                    *st.recovering.entry(key.clone()).or_default() += 1;
-                }
-                self.enqueue(Job::Recover {
-                    port: Box::new(port),
-                    key,
-                });
-                continue;
-            }
-            // A container has it; after a crash its owner may not be written yet.
-            if with_interface.contains(&port.id) {
-                if let (Some(endpoint), Some(key)) =
-                    (endpoints.get(&port.id), self.wanted_key_of(&port))
-                {
-                    tracing::info!(port = %port.id, endpoint = %endpoint, "writing the owner of a pool port a container holds");
-                    self.hold_for_endpoint(port, key, endpoint);
-                }
-                continue;
-            }
-            if previous.get(&port.id) != Some(&port.revision_number) {
-                doubt.insert(port.id.clone(), port.revision_number);
-                continue;
-            }
-            // Seen twice, unchanged, and no container holds it.
-            self.state().known.insert(port.id.clone());
+            let own_key = PoolKey::of(&port);
             let wanted = self.wanted_key_of(&port);
-            match (ours, wanted) {
-                (true, Some(key)) => {
-                    tracing::info!(port = %port.id, "recycling a pool port nobody holds");
-                    self.enqueue(Job::Recycle {
+            let seen = Seen {
+                ours: port.binding_host_id == self.host,
+                free_in_neutron: port.name == POOL_PORT_NAME
+                    && port.device_id.is_empty()
+                    && !port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid.")),
+                with_interface: with_interface.contains(&port.id),
+                settling: settling.contains(&port.id),
+                endpoint: endpoints.get(&port.id).map(String::as_str),
+                creating,
+                doubted_at: previous.get(&port.id).copied(),
+                poolable: own_key.is_some(),
+                wanted: wanted.is_some(),
+            };
+            match (judge(&port, &seen), own_key, wanted) {
+                (Verdict::Leave, _, _) => {}
+                (Verdict::Recover, Some(key), _) => {
+                    self.state().book.enter(&port.id, key.clone());
+                    self.enqueue(Job::Recover {
                         port: Box::new(port),
                         key,
                     });
                 }
-                _ => {
-                    tracing::info!(port = %port.id, host = %port.binding_host_id, "deleting a pool port in doubt");
+                (Verdict::Hold { endpoint }, _, Some(key)) => {
+                    tracing::info!(port = %port.id, endpoint = %endpoint, "writing the owner of a pool port a container holds");
+                    self.hold_for_endpoint(port, key, &endpoint);
+                }
+                (Verdict::Doubt { revision }, _, _) => {
+                    doubt.insert(port.id.clone(), revision);
+                }
+                (Verdict::Recycle, _, Some(key)) => {
+                    tracing::info!(port = %port.id, "recycling a pool port nobody holds");
+                    self.state().book.recycle_found(&port);
+                    self.enqueue(Job::Recycle {
+                        port: Box::new(port),
+                        key,
+                        owned: false,
+                    });
+                }
+                (verdict, _, _) => {
+                    tracing::info!(port = %port.id, host = %port.binding_host_id, ?verdict, "deleting a pool port in doubt");
+                    self.state().book.deleting(&port);
                     self.enqueue(Job::Delete { port_id: port.id });
                 }
             }
@@ -158,34 +135,29 @@ impl Pools {
         })
     }
 
-    /// Keys of all pools, to keep them at `ports_pool_min`.
+    /// Keys of all pools, to keep them at their size.
     pub fn keys(&self) -> Vec<PoolKey> {
-        self.state().free.keys().cloned().collect()
+        self.state().book.pool_keys()
     }
 
     /// Before a network is deleted: no more refills or recycling for it, and its free pool
     /// ports (of every host: Neutron refuses to delete a network that has ports) deleted.
     /// Returns how many ports were deleted; [`Pools::reopen_network`] undoes the closing.
     pub async fn close_network(self: &Arc<Self>, network_id: &str) -> crate::Result<usize> {
-        let local: Vec<String> = {
-            let mut st = self.state();
-            st.closing.insert(network_id.to_owned());
-            st.demand.retain(|key, _| key.network_id != network_id);
-            let mut ids = Vec::new();
-            st.free.retain(|key, ports| {
-                if key.network_id == network_id {
-                    ids.extend(ports.drain(..).map(|p| p.id));
-                    false
-                } else {
-                    true
-                }
-            });
-            ids
-        };
+        self.state().closing.insert(network_id.to_owned());
+        // Refills and jobs under way end by deleting their ports (the network is closing);
+        // Neutron refuses to delete a network while they still exist.
         let started = Instant::now();
-        while self.filling(network_id) && started.elapsed() < FILL_DRAIN {
+        while (self.filling(network_id) || self.state().book.in_jobs_on(network_id) > 0)
+            && started.elapsed() < FILL_DRAIN
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let local: Vec<String> = {
+            let mut st = self.state();
+            st.demand.retain(|key, _| key.network_id != network_id);
+            st.book.drain_free(|key| key.network_id == network_id)
+        };
         let others = self
             .neutron
             .ports()
@@ -223,16 +195,15 @@ impl Pools {
                 .filter(|(key, demand)| {
                     sizing.is_idle(demand, now)
                         && !st.filling.contains(*key)
-                        && st.recovering.get(*key).copied().unwrap_or(0) == 0
+                        && st.book.entering(key) == 0
                 })
                 .map(|(key, _)| key.clone())
                 .collect();
             let mut ids = Vec::new();
             for key in idle {
                 st.demand.remove(&key);
-                if let Some(ports) = st.free.remove(&key) {
-                    ids.extend(ports.into_iter().map(|p| p.id));
-                }
+                ids.extend(st.book.drain_free(|k| *k == key));
+                st.book.close_empty_pool(&key);
             }
             ids
         };
@@ -254,14 +225,9 @@ impl Pools {
     /// `kuryr pool free`: delete the free ports of `network_id`'s pools (all pools: None).
     pub async fn free(self: &Arc<Self>, network_id: Option<&str>) -> usize {
         let ids: Vec<String> = {
-            let mut st = self.state();
-            let mut ids = Vec::new();
-            for (key, ports) in st.free.iter_mut() {
-                if network_id.is_none_or(|n| n == key.network_id) {
-                    ids.extend(ports.drain(..).map(|p| p.id));
-                }
-            }
-            ids
+            self.state()
+                .book
+                .drain_free(|key| network_id.is_none_or(|n| n == key.network_id))
         };
         self.delete_all(ids).await
     }
