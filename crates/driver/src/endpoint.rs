@@ -153,9 +153,8 @@ impl Driver {
         }
         // A retried call finds its port already tagged.
         if let Some(port) = self.tagged_port_of(&req.endpoint_id).await? {
-            if let Some(pools) = self.pools() {
-                pools.release_to_slow_path(&port.id).await;
-            }
+            self.usual_path_takes_over(std::slice::from_ref(&port))
+                .await;
             return Ok((port, false));
         }
         let mut ports: Vec<Port> = Vec::new();
@@ -171,11 +170,7 @@ impl Driver {
         }
         // Pool ports found here are the usual path's from now on (after a restart, a
         // recovered pool port may hold the address Docker was given).
-        if let Some(pools) = self.pools() {
-            for port in &ports {
-                pools.release_to_slow_path(&port.id).await;
-            }
-        }
+        self.usual_path_takes_over(&ports).await;
         match ports.len() {
             0 => self
                 .create_bound_port(req, network, fixed_ips, mac)

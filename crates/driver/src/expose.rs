@@ -47,9 +47,7 @@ impl Driver {
             })?;
         let name = exposed_ports_group_name(&port.id);
         // Before the group exists: RevokeExternalConnectivity then looks it up.
-        if let Some(pools) = &self.pools {
-            pools.set_exposed(req.endpoint_id.as_str());
-        }
+        self.pooled_exposed(req.endpoint_id.as_str());
         self.ledger.set_exposed(req.endpoint_id.as_str());
         // A retried call finds its group: replace it rather than add a second one.
         let stale = self.exposed_groups(&port.id).await?;

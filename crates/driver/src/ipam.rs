@@ -833,10 +833,8 @@ impl Driver {
             return Ok(());
         }
         self.release_subport(port).await?;
-        if let Some(pools) = self.pools() {
-            if pools.recycle(port.clone()) {
-                return Ok(());
-            }
+        if self.pooled_recycle(port) {
+            return Ok(());
         }
         match self.neutron.ports().delete(&port.id).await {
             Ok(_) => Ok(()),

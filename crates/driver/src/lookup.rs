@@ -75,11 +75,8 @@ impl Driver {
     /// The port of a Docker endpoint as Neutron has it now, found by the id tags.
     pub(crate) async fn tagged_port_of(&self, endpoint: &DockerId) -> Result<Option<Port>> {
         // A pooled endpoint's tags may still be on their way to Neutron.
-        if let Some(held) = self
-            .pools()
-            .and_then(|p| p.held_by_endpoint(endpoint.as_str()))
-        {
-            return Ok(Some(held.port));
+        if let Some(port) = self.pooled_port_of(endpoint.as_str()) {
+            return Ok(Some(port));
         }
         let mut found = self
             .neutron

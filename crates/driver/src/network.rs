@@ -57,16 +57,8 @@ impl Driver {
             .await;
         if result.is_err() {
             self.undo(undo).await;
-        } else if let Some(pools) = self.pools() {
-            if pools.config().populate_on_network_create {
-                // Remembered by the create: no Neutron request.
-                match self.docker_network_subnets(&req.network_id).await {
-                    Ok(subnets) => pools.prefill(subnets),
-                    Err(e) => {
-                        tracing::warn!(network = %req.network_id.as_str(), "pre-filling the port pool: {}", e.report())
-                    }
-                }
-            }
+        } else {
+            self.pooled_network_created(&req.network_id).await;
         }
         result.map(|_| Empty {})
     }
@@ -427,15 +419,9 @@ impl Driver {
             tracing::warn!(network = %req.network_id.as_str(), "DeleteNetwork: no Neutron network carries its tags; nothing to delete");
             return Ok(Empty {});
         };
-        let deleted = match self.pools() {
-            Some(pools) => {
-                let closed = pools.close_network(&network.id).await;
-                let deleted = self.delete_network_resources(req, &network).await;
-                pools.reopen_network(&network.id);
-                closed.and(deleted)
-            }
-            None => self.delete_network_resources(req, &network).await,
-        };
+        let deleted = self
+            .with_pools_closed(&network.id, self.delete_network_resources(req, &network))
+            .await;
         // Whatever happened, what was remembered is read again next time.
         self.cache
             .forget_network(req.network_id.as_str(), &network.id);

@@ -8,9 +8,12 @@
 //! interface on this host is what tells a restarted daemon that the port is taken
 //! ([`crate::pool`]). Whatever this path cannot serve (a given address or MAC, a
 //! second address family, an empty pool) goes the usual way, on the same ports.
+//!
+//! This file is the one seam between the driver and the pools: every call asks it first
+//! (`pooled_*`), and what the usual path must tell the pools (a port it took over, a
+//! network going away) goes through it too, so no other file checks whether pools are on.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use kuryr_libnetwork::ipam::{
     ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse,
@@ -20,10 +23,10 @@ use kuryr_libnetwork::network::{
     JoinResponse,
 };
 use kuryr_libnetwork::MacAddress;
+use kuryr_openstack::neutron::Port;
 
 use crate::error::Result;
 use crate::ipam::with_prefix;
-use crate::pool::Pools;
 use crate::Driver;
 
 impl Driver {
@@ -191,7 +194,66 @@ impl Driver {
         }
     }
 
-    pub(crate) fn pools(&self) -> Option<&Arc<Pools>> {
-        self.pools.as_ref()
+    /// The usual path found these ports (a retried CreateEndpoint, a restart): the pools no
+    /// longer track them.
+    pub(crate) async fn usual_path_takes_over(&self, ports: &[Port]) {
+        if let Some(pools) = &self.pools {
+            for port in ports {
+                pools.release_to_slow_path(&port.id).await;
+            }
+        }
+    }
+
+    /// The port a pooled endpoint holds (its tags may still be on their way to Neutron).
+    pub(crate) fn pooled_port_of(&self, endpoint_id: &str) -> Option<Port> {
+        self.pools
+            .as_ref()?
+            .held_by_endpoint(endpoint_id)
+            .map(|held| held.port)
+    }
+
+    /// ProgramExternalConnectivity of an endpoint a pool port may serve.
+    pub(crate) fn pooled_exposed(&self, endpoint_id: &str) {
+        if let Some(pools) = &self.pools {
+            pools.set_exposed(endpoint_id);
+        }
+    }
+
+    /// A released port kuryr made: back into its pool if it is one of this host's pool
+    /// ports (the daemon restarted while a container held it). False: delete it.
+    pub(crate) fn pooled_recycle(&self, port: &Port) -> bool {
+        self.pools
+            .as_ref()
+            .is_some_and(|pools| pools.recycle(port.clone()))
+    }
+
+    /// Delete a network's resources with its pools closed: no refill or recycling puts a
+    /// port on it meanwhile, and its free pool ports go first.
+    pub(crate) async fn with_pools_closed<T, F>(&self, network_id: &str, delete: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let Some(pools) = &self.pools else {
+            return delete.await;
+        };
+        let closed = pools.close_network(network_id).await;
+        let deleted = delete.await;
+        pools.reopen_network(network_id);
+        closed.and(deleted)
+    }
+
+    /// A new network's pools filled ahead of use, when `populate_on_network_create` says.
+    pub(crate) async fn pooled_network_created(&self, docker_id: &kuryr_libnetwork::DockerId) {
+        let Some(pools) = &self.pools else { return };
+        if !pools.config().populate_on_network_create {
+            return;
+        }
+        // Remembered by the create: no Neutron request.
+        match self.docker_network_subnets(docker_id).await {
+            Ok(subnets) => pools.prefill(subnets),
+            Err(e) => {
+                tracing::warn!(network = %docker_id.as_str(), "pre-filling the port pool: {}", e.report())
+            }
+        }
     }
 }
