@@ -149,8 +149,13 @@ impl Driver {
         Ok(pool)
     }
 
-    /// Find or create `kuryrPool-<cidr>`; one per CIDR (and per named subnet) even when
-    /// several calls of this daemon race: calls here are serialized per CIDR.
+    /// `kuryrPool-<cidr>` for a new Docker pool: one per CIDR while no subnet uses it, even
+    /// when several calls of this daemon race (calls here are serialized per CIDR). A pool
+    /// that pins a named subnet is looked up first (tagged with the subnet's id); any other
+    /// is created without a lookup: each Docker network gets its own pool (pools without an
+    /// address scope may share a prefix), made in one request. A lost answer is found by
+    /// the pool's name and the description that names this host; a pool a crash left
+    /// without a network is the reconciler's (see `reconcile`).
     async fn kuryr_pool(
         &self,
         cidr: &IpNet,
@@ -162,20 +167,38 @@ impl Driver {
             .locks
             .lock(format!("pool {cidr} {}", subnet_id.unwrap_or("")))
             .await;
-        if let Some(pool) = self.find_kuryr_pool(cidr, subnet_id).await? {
+        let known = match subnet_id {
+            None => self.cache.new_pool_of(&cidr.to_string()),
+            Some(id) => self.find_kuryr_pool(cidr, Some(id)).await?,
+        };
+        if let Some(pool) = known {
             check_shared("subnetpool", &pool.id, pool.shared, shared)?;
             return Ok(pool);
         }
         let name = mapping::subnetpool_name(&self.config.subnetpool_name_prefix, cidr);
+        let description = mapping::pool_description(&self.config.host_id);
         let api = self.neutron.subnetpools();
+        let marks = Filters::new()
+            .eq("name", name.as_str())
+            .eq("description", description.as_str());
         let created = api
-            .create(&SubnetPoolSpec {
-                name: Some(name.clone()),
-                prefixes: Some(vec![cidr.to_string()]),
-                default_prefixlen: Some(u32::from(cidr.prefix_len())),
-                shared,
-                ..Default::default()
-            })
+            .create_once_found_by(
+                &SubnetPoolSpec {
+                    name: Some(name.clone()),
+                    description: Some(description.clone()),
+                    prefixes: Some(vec![cidr.to_string()]),
+                    default_prefixlen: Some(u32::from(cidr.prefix_len())),
+                    shared,
+                    ..Default::default()
+                },
+                &marks,
+                // The newest: the pool made a moment ago, not an older one of this host.
+                |found| {
+                    found
+                        .into_iter()
+                        .max_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)))
+                },
+            )
             .await
             .map_err(neutron_err(format_args!("creating subnetpool {name}")))?;
         let tags: Vec<String> = subnet_id.map(str::to_owned).into_iter().collect();
@@ -188,9 +211,6 @@ impl Driver {
                 ));
             }
         }
-        // Not looked up again: when another host made the same pool at the same moment,
-        // each network keeps its own pool (pools without an address scope may share a
-        // prefix) and both go with their networks; later lookups take the smallest id.
         let pool = SubnetPool { tags, ..created };
         self.cache.set_new_pool(&pool);
         Ok(pool)

@@ -67,6 +67,12 @@ pub fn subnetpool_name(prefix: &str, cidr: &IpNet) -> String {
     format!("{prefix}-{cidr}")
 }
 
+/// The description of the subnetpools RequestPool makes on a host: it finds a pool whose
+/// answer was lost, and tells the reconciler which pools are this host's.
+pub fn pool_description(host_id: &str) -> String {
+    format!("Docker address pool, {}", host_tag(host_id))
+}
+
 /// Name of the security group of an endpoint's exposed ports.
 pub fn exposed_ports_group_name(port_id: &str) -> String {
     format!("{port_id}-exposed_ports")

@@ -11,7 +11,10 @@
 //!   endpoint the interface was made for;
 //! - a **network** kuryr created on this host whose Docker network Docker does not have (a
 //!   CreateNetwork whose answer never reached Docker; Docker 20.10 forgets a network whose
-//!   DeleteNetwork failed): it goes as DeleteNetwork would remove it, subnets and pools too.
+//!   DeleteNetwork failed): it goes as DeleteNetwork would remove it, subnets and pools too;
+//! - a **subnetpool** RequestPool made on this host that no subnet uses and whose CIDR no
+//!   Docker network has (a RequestPool whose answer never reached Docker, or a Docker that
+//!   died before its CreateNetwork): it is deleted.
 //!
 //! Only what kuryr made on this host is considered (ports bound here or carrying this host's
 //! tag, interfaces with `owner=kuryr`); pool ports are the pools' own. An orphan is removed
@@ -22,13 +25,14 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use kuryr_binding::{veth_names, PluggedInterface};
 use kuryr_libnetwork::network::NetworkRequest;
-use kuryr_openstack::neutron::{Filters, Network, Port};
+use kuryr_openstack::neutron::{Filters, Network, Port, SubnetPool};
 use serde::Serialize;
 
 use crate::error::{host_err, neutron_err, DriverError, Result};
-use crate::mapping::{self, DEVICE_OWNER, EXISTING_PORT_TAG, UNBOUND_PORT_NAME};
+use crate::mapping::{self, DEVICE_OWNER, EXISTING_POOL_TAG, EXISTING_PORT_TAG, UNBOUND_PORT_NAME};
 use crate::{Driver, PortMode};
 
 /// What Docker's engine holds on kuryr's networks, as its API shows it.
@@ -40,6 +44,8 @@ pub struct DockerView {
     pub addresses: HashSet<IpAddr>,
     /// The ids of all of Docker's networks.
     pub networks: HashSet<String>,
+    /// The CIDRs of their address pools (`--subnet` and `--ip-range`).
+    pub pool_cidrs: HashSet<IpNet>,
 }
 
 /// The kind of an orphan.
@@ -50,6 +56,7 @@ pub enum OrphanKind {
     AddressPort,
     HostInterface,
     Network,
+    Subnetpool,
 }
 
 /// One orphan: what it is and why it is one.
@@ -70,6 +77,7 @@ enum Target {
     Interface(PluggedInterface),
     /// A Neutron network and the Docker network id its tags carry.
     Network(Box<Network>, String),
+    Subnetpool(Box<SubnetPool>),
 }
 
 impl Finding {
@@ -78,6 +86,7 @@ impl Finding {
         let revision = match &self.target {
             Target::Port(p) => p.revision_number,
             Target::Network(n, _) => n.revision_number,
+            Target::Subnetpool(p) => p.revision_number,
             Target::Interface(_) => 0,
         };
         (self.kind, self.resource.clone(), revision)
@@ -92,6 +101,8 @@ pub struct Survey {
     pub ports: usize,
     /// Networks kuryr created on this host looked at.
     pub networks: usize,
+    /// Subnetpools kuryr made on this host looked at.
+    pub subnetpools: usize,
     /// Interfaces kuryr plugged looked at.
     pub interfaces: usize,
     /// What could not be compared, and why (Docker's view missing, Open vSwitch unreachable).
@@ -167,6 +178,9 @@ impl Driver {
                     });
                 }
             }
+            let (looked_at, orphans) = self.survey_subnetpools(docker, now, min_age).await?;
+            survey.subnetpools = looked_at;
+            survey.findings.extend(orphans);
         }
         if matches!(self.config.port_mode, PortMode::Veth) {
             match self.survey_interfaces(&ports, &survey.findings).await {
@@ -222,6 +236,32 @@ impl Driver {
                         };
                         self.delete_network(&req).await?;
                         Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            }
+            Target::Subnetpool(seen) => {
+                let api = self.neutron.subnetpools();
+                let now = api
+                    .get_opt(&seen.id)
+                    .await
+                    .map_err(neutron_err(format_args!("reading subnetpool {}", seen.id)))?;
+                match now {
+                    Some(p) if p.revision_number == seen.revision_number => {
+                        tracing::info!(subnetpool = %p.id, "removing an orphan: {}", finding.why);
+                        match api.delete(&p.id).await {
+                            Ok(deleted) => Ok(deleted),
+                            // A subnet was made from it since: no longer an orphan.
+                            Err(e)
+                                if e.is_conflict() || e.kind() == Some("SubnetPoolDeleteError") =>
+                            {
+                                Ok(false)
+                            }
+                            Err(e) => Err(DriverError::neutron(
+                                format!("deleting subnetpool {}", p.id),
+                                &e,
+                            )),
+                        }
                     }
                     _ => Ok(false),
                 }
@@ -285,6 +325,91 @@ impl Driver {
             .map_err(neutron_err(format_args!(
                 "listing the networks kuryr made on {host}"
             )))
+    }
+
+    /// The subnetpools RequestPool made on this host (their description names it) that no
+    /// subnet uses and whose CIDR no Docker network has; Docker calls CreateNetwork right
+    /// after RequestPool, so `min_age` covers a network being made. Pools a user named, or
+    /// that pin a named subnet, are left.
+    async fn survey_subnetpools(
+        &self,
+        docker: &DockerView,
+        now: chrono::DateTime<chrono::Utc>,
+        min_age: Duration,
+    ) -> Result<(usize, Vec<Finding>)> {
+        let description = mapping::pool_description(&self.config.host_id);
+        let made = self
+            .neutron
+            .subnetpools()
+            .list(&Filters::new().eq("description", description.as_str()))
+            .await
+            .map_err(neutron_err(
+                "listing the subnetpools kuryr made on this host",
+            ))?;
+        let kuryr_prefix = format!("{}-", self.config.subnetpool_name_prefix);
+        let candidates: Vec<&SubnetPool> = made
+            .iter()
+            .filter(|p| {
+                p.name.starts_with(&kuryr_prefix)
+                    && !p
+                        .tags
+                        .iter()
+                        .any(|t| t == EXISTING_POOL_TAG || mapping::is_uuid(t))
+                    && old_enough_at(
+                        p.updated_at.as_deref().or(p.created_at.as_deref()),
+                        now,
+                        min_age,
+                    )
+                    && p.prefixes.iter().all(|x| {
+                        x.parse::<IpNet>()
+                            .is_ok_and(|n| !docker.pool_cidrs.contains(&n.trunc()))
+                    })
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok((made.len(), Vec::new()));
+        }
+        let ids: Vec<&str> = candidates.iter().map(|p| p.id.as_str()).collect();
+        let from_pools = ids
+            .iter()
+            .fold(Filters::new(), |f, id| f.eq("subnetpool_id", *id))
+            .fields(["id", "subnetpool_id"]);
+        let subnets = self.neutron.subnets();
+        let mut used: HashSet<String> = subnets
+            .list(&from_pools)
+            .await
+            .map_err(neutron_err(
+                "listing the subnets of this host's subnetpools",
+            ))?
+            .into_iter()
+            .filter_map(|s| s.subnetpool_id)
+            .collect();
+        // Adopted subnets carry the id of the pool IPAM answered with.
+        let tagged = subnets
+            .list(
+                &Filters::new()
+                    .tags_any(ids.iter().copied())
+                    .fields(["id", "tags"]),
+            )
+            .await
+            .map_err(neutron_err(
+                "listing the subnets tagged with this host's subnetpools",
+            ))?;
+        used.extend(tagged.into_iter().flat_map(|s| s.tags));
+        let orphans = candidates
+            .into_iter()
+            .filter(|p| !used.contains(&p.id))
+            .map(|p| Finding {
+                kind: OrphanKind::Subnetpool,
+                resource: p.id.clone(),
+                why: format!(
+                    "no subnet uses subnetpool {} ({}) and Docker has no network with its CIDR",
+                    p.id, p.name
+                ),
+                target: Target::Subnetpool(Box::new(p.clone())),
+            })
+            .collect();
+        Ok((made.len(), orphans))
     }
 
     /// Interfaces kuryr plugged whose Neutron port is gone or holds another endpoint.

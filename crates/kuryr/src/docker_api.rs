@@ -24,6 +24,22 @@ struct NetworkSummary {
 struct NetworkDetail {
     #[serde(rename = "Containers", default)]
     containers: std::collections::HashMap<String, Attached>,
+    #[serde(rename = "IPAM", default)]
+    ipam: Ipam,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Ipam {
+    #[serde(rename = "Config", default)]
+    config: Option<Vec<IpamConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IpamConfig {
+    #[serde(rename = "Subnet", default)]
+    subnet: String,
+    #[serde(rename = "IPRange", default)]
+    ip_range: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +67,13 @@ pub async fn view(socket: &Path) -> Result<DockerView, String> {
             Err(e) if e.contains("404") => continue,
             Err(e) => return Err(e),
         };
+        for config in detail.ipam.config.iter().flatten() {
+            for cidr in [&config.subnet, &config.ip_range] {
+                if let Ok(net) = cidr.parse::<ipnet::IpNet>() {
+                    view.pool_cidrs.insert(net.trunc());
+                }
+            }
+        }
         for attached in detail.containers.values() {
             view.endpoints.insert(attached.endpoint_id.clone());
             for cidr in [&attached.ipv4, &attached.ipv6] {

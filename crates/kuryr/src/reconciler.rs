@@ -46,10 +46,12 @@ pub struct GcReport {
     /// Orphans seen twice (removed, unless `dry_run`).
     pub orphans: Vec<Orphan>,
     pub removed: usize,
-    /// Kuryr ports, networks and plugged interfaces of this host looked at.
+    /// Kuryr ports, networks, subnetpools and plugged interfaces of this host looked at.
     pub ports: usize,
     #[serde(default)]
     pub networks: usize,
+    #[serde(default)]
+    pub subnetpools: usize,
     pub interfaces: usize,
     /// What was not compared, and why.
     pub notes: Vec<String>,
@@ -160,6 +162,7 @@ impl Reconciler {
             dry_run,
             ports: survey.ports,
             networks: survey.networks,
+            subnetpools: survey.subnetpools,
             interfaces: survey.interfaces,
             notes: survey.notes.clone(),
             ..GcReport::default()

@@ -333,6 +333,52 @@ async fn a_port_create_whose_answer_was_lost_is_found_not_made_twice() {
 }
 
 #[tokio::test]
+async fn a_pool_create_whose_answer_was_lost_is_found_not_made_twice() {
+    let (proxy, plugin) = plugin_behind_proxy().await;
+    let n = neutron();
+    let (v4, _) = cidrs(208);
+    let name = format!("kuryrPool-{v4}");
+    // Neutron makes the subnetpool; its answer never reaches kuryr.
+    proxy.set_rules(vec![
+        Rule::new("POST", "/v2.0/subnetpools", Action::Lost).times(1)
+    ]);
+    let flow = Flow::create(&plugin, Some(&v4), None, json!({}), json!({}))
+        .await
+        .unwrap();
+    proxy.clear();
+    assert_eq!(proxy.stats().total_faults(), 1, "{:?}", proxy.stats());
+    let pools = n
+        .subnetpools()
+        .list(&Filters::new().eq("name", name.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(pools.len(), 1, "one pool for one network: {pools:#?}");
+    assert_eq!(
+        pools[0].id, flow.pools[0],
+        "the pool Neutron made is the PoolID"
+    );
+    let net = network_of(&n, &flow.docker_net).await.unwrap();
+    let subnets = n
+        .subnets()
+        .list(&Filters::new().eq("network_id", net.id.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(subnets.len(), 1, "{subnets:#?}");
+    assert_eq!(
+        subnets[0].subnetpool_id.as_deref(),
+        Some(pools[0].id.as_str())
+    );
+    flow.remove().await;
+    assert!(network_id_of(&n, &flow.docker_net).await.is_none());
+    assert!(n
+        .subnetpools()
+        .list(&Filters::new().eq("name", name.as_str()))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
 async fn a_release_whose_lookup_fails_is_finished_once_neutron_answers() {
     let (proxy, first) = plugin_behind_proxy().await;
     let n = neutron();

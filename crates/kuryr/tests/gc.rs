@@ -114,6 +114,17 @@ async fn orphans_are_found_reported_and_removed() {
                    "Options": {"com.docker.network.endpoint.macaddress": mac(63)}}),
         )
         .await;
+    // A pool whose network never came (Docker died after RequestPool's answer).
+    let (lone_v4, _) = cidrs(212);
+    let lone_pool = plugin
+        .ok(
+            "/IpamDriver.RequestPool",
+            json!({"AddressSpace": "", "Pool": lone_v4, "SubPool": "", "Options": {}, "V6": false}),
+        )
+        .await["PoolID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // An endpoint Docker never had (its DeleteEndpoint will never come).
     let (_, addresses) = flow.run(&mac(61), &[]).await;
     let endpoint_port = ports_with_ip(&n, &net, bare(&addresses[0]))
@@ -172,6 +183,7 @@ async fn orphans_are_found_reported_and_removed() {
         ("the endpoint port", &endpoint_port.id),
         ("the interface of the deleted port", &gone_tap),
         ("the network Docker never had", &net),
+        ("the pool whose network never came", &lone_pool),
     ] {
         assert!(found.contains(id), "{what} ({id}) is reported: {dry:#?}");
     }
@@ -184,6 +196,15 @@ async fn orphans_are_found_reported_and_removed() {
     };
     assert!(why(&address_port.id).contains(bare(&lost)), "{dry:#?}");
     assert!(why(&gone_tap).contains(&gone.id), "{dry:#?}");
+    for (what, pool) in [
+        ("the network's", &flow.pools[0]),
+        ("the adopted subnet's", &on_user_net.pools[0]),
+    ] {
+        assert!(
+            !found.contains(pool),
+            "{what} pool {pool} is in use: {dry:#?}"
+        );
+    }
     assert_eq!(dry.removed, 0);
     assert!(n.ports().get_opt(&address_port.id).await.unwrap().is_some());
     assert!(link_exists(&endpoint_tap), "a dry run removes nothing");
@@ -204,6 +225,10 @@ async fn orphans_are_found_reported_and_removed() {
             "port {id} is gone"
         );
     }
+    assert!(
+        n.subnetpools().get_opt(&lone_pool).await.unwrap().is_none(),
+        "the pool whose network never came is deleted"
+    );
     let given_back = n.ports().get(&user_port.id).await.unwrap();
     assert!(
         given_back.tags.is_empty(),
@@ -230,9 +255,15 @@ async fn orphans_are_found_reported_and_removed() {
         .unwrap();
     let found = resources(&after);
     assert!(
-        ![&address_port.id, &endpoint_port.id, &gone_tap, &net]
-            .iter()
-            .any(|id| found.contains(*id)),
+        ![
+            &address_port.id,
+            &endpoint_port.id,
+            &gone_tap,
+            &net,
+            &lone_pool
+        ]
+        .iter()
+        .any(|id| found.contains(*id)),
         "{after:#?}"
     );
     flow.remove().await;

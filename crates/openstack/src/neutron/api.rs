@@ -287,6 +287,26 @@ impl<R: Taggable> Api<R> {
     /// failed (then whether it was made is unknown: the tag finds it later).
     pub async fn create_once(&self, spec: &R::Spec, request_tag: &str) -> Result<R> {
         validate_tag(request_tag)?;
+        self.create_once_found_by(spec, &Filters::new().tags([request_tag]), |mut found| {
+            found.pop()
+        })
+        .await
+    }
+
+    /// `POST` one item that `marks` finds once made (e.g. its name and a description no other
+    /// caller gives at the same moment), for resources Neutron takes no tags for in a `POST`.
+    /// A lost answer is looked up by `marks` before the request is sent again, as in
+    /// [`Self::create_once`]; `pick` chooses among what `marks` lists the item this call
+    /// made (e.g. the newest), or none.
+    ///
+    /// # Errors
+    /// As [`Self::create_once`].
+    pub async fn create_once_found_by(
+        &self,
+        spec: &R::Spec,
+        marks: &Filters,
+        pick: impl Fn(Vec<R>) -> Option<R>,
+    ) -> Result<R> {
         let opts = self.neutron.session().options().clone();
         let started = std::time::Instant::now();
         let mut attempt = 0u32;
@@ -296,10 +316,8 @@ impl<R: Taggable> Api<R> {
                 Err(e) if e.may_have_acted(&opts.retriable_statuses) => e,
                 Err(e) => return Err(e),
             };
-            let mut found = self.list(&Filters::new().tags([request_tag])).await?;
-            if let Some(item) = found.pop() {
+            if let Some(item) = pick(self.list(marks).await?) {
                 tracing::info!(
-                    tag = request_tag,
                     "the answer to a {} create was lost ({}); Neutron had made it",
                     R::SINGULAR,
                     crate::error::chain(&err)
@@ -311,7 +329,6 @@ impl<R: Taggable> Api<R> {
                 return Err(err);
             }
             tracing::warn!(
-                tag = request_tag,
                 attempt,
                 "{} create failed and was not made ({}); sending it again in {delay:?}",
                 R::SINGULAR,

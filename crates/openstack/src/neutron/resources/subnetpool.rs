@@ -26,6 +26,8 @@ pub struct SubnetPool {
     pub address_scope_id: Option<String>,
     pub tags: Vec<String>,
     pub revision_number: u64,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
 }
 
 /// Fields of a subnetpool to create or change.
