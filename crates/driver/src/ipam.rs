@@ -287,7 +287,11 @@ impl Driver {
         let mut used: Vec<IpNet> = self
             .neutron
             .subnets()
-            .list(&Filters::new().eq("subnetpool_id", default.id.as_str()))
+            .list(
+                &Filters::new()
+                    .eq("subnetpool_id", default.id.as_str())
+                    .fields(["id", "cidr"]),
+            )
             .await
             .map_err(neutron_err(format_args!(
                 "listing the subnets of subnetpool {name}"
@@ -299,7 +303,11 @@ impl Driver {
         let pools = self
             .neutron
             .subnetpools()
-            .list(&Filters::new().eq("ip_version", family.ip_version().to_string()))
+            .list(
+                &Filters::new()
+                    .eq("ip_version", family.ip_version().to_string())
+                    .fields(["id", "name", "prefixes"]),
+            )
             .await
             .map_err(neutron_err("listing subnetpools"))?;
         used.extend(
@@ -354,7 +362,11 @@ impl Driver {
         let tagged = self
             .neutron
             .subnets()
-            .list(&Filters::new().tags([pool.id.as_str()]))
+            .list(
+                &Filters::new()
+                    .tags([pool.id.as_str()])
+                    .fields(["id", "tags"]),
+            )
             .await
             .map_err(neutron_err(format_args!(
                 "listing the subnets tagged with pool {}",
@@ -384,7 +396,11 @@ impl Driver {
             let in_use = self
                 .neutron
                 .subnets()
-                .list(&Filters::new().eq("subnetpool_id", pool.id.as_str()))
+                .list(
+                    &Filters::new()
+                        .eq("subnetpool_id", pool.id.as_str())
+                        .fields(["id", "name", "tags"]),
+                )
                 .await
                 .map_err(neutron_err(format_args!(
                     "listing the subnets of pool {}",

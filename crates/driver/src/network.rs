@@ -370,7 +370,11 @@ impl Driver {
             (Some(pool), Some("SubnetAllocationError")) => self
                 .neutron
                 .subnets()
-                .list(&Filters::new().eq("subnetpool_id", pool.id.as_str()))
+                .list(
+                    &Filters::new()
+                        .eq("subnetpool_id", pool.id.as_str())
+                        .fields(["id", "network_id"]),
+                )
                 .await
                 .unwrap_or_default(),
             _ => Vec::new(),

@@ -164,7 +164,8 @@ impl Pools {
             .list(
                 &Filters::new()
                     .eq("network_id", network_id)
-                    .eq("name", POOL_PORT_NAME),
+                    .eq("name", POOL_PORT_NAME)
+                    .fields(["id", "device_id"]),
             )
             .await
             .map_err(crate::error::neutron_err(format!(
