@@ -19,6 +19,12 @@
 //!   `total_us`/`own_us`/`cpu_wait_us`/`own_less_cpu_wait_us` percentiles, and
 //!   `neutron_requests.on_path`/`background`), taken after `kuryr stats --reset`.
 //! - *pool*: the output of `kuryr pool list --json` (`enabled`, `pools[].free`, `counters`).
+//! - *cpu*: one line per process, `name ticks_start ticks_end seconds`: the process's
+//!   utime + stime (summed over its pids, from `/proc/<pid>/stat`, in clock ticks,
+//!   `meta.txt`'s `clk_tck` a second) at the start and the end of a sequence, and the
+//!   sequence's wall time in seconds (decimal). `name` is `ovs-vswitchd`,
+//!   `neutron-openvswitch-agent`, `dockerd`, `containerd` or `kuryr` (the daemon measured);
+//!   a process not found has no line.
 //! - `meta.txt`: `key=value` lines, the value up to the end of the line; a later line
 //!   overrides an earlier one.
 //!
@@ -46,15 +52,17 @@
 //! | `L.net<i>.create.neutron.log`, `L.net<i>.rm.neutron.log` | access log | network *i* |
 //! | `L.net<i>.create.stats.json`, `L.net<i>.rm.stats.json` | stats | network *i*, kuryr |
 //! | `scale.S.us`, `.fail`, `.neutron.log`, `.stats.json` | as above | the scale phase's sequential runs, `S` = `base`, `ports`, `running` |
-//! | `scale.S.none.us`, `.fail` | as above | the same on `--net none`, `S` = `base`, `running` |
+//! | `scale.S.none.us`, `.fail` | as above | `--net none` in the same sequence, each of its containers right after one of kuryr's, `S` = `base`, `running` |
+//! | `scale.S.cpu` | cpu | the host's daemons and kuryr over the sequence of `S` |
 //! | `scale.rss0`, `scale.rss1` | numbers | kuryr's VmRSS with no and with `scale.running.count` containers running |
 //! | `scale.running.count`, `scale.extra.ports`, `scale.extra.nets` | numbers | what the scale phase really had running or made |
 //!
 //! The module layout: [`stats`] numbers, [`raw`] and [`meta`] reading files, [`calls`],
-//! [`pool`] and [`neutron`] one kind of raw data each, [`measure`] one run's measurements,
+//! [`cpu`], [`pool`] and [`neutron`] one kind of raw data each, [`measure`] one run's measurements,
 //! [`report`] the Markdown.
 
 pub mod calls;
+pub mod cpu;
 pub mod driver;
 pub mod error;
 pub mod markdown;

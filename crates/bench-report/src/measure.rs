@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::calls::Stats;
+use crate::cpu::{self, ProcCpu};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::meta::Meta;
@@ -101,9 +102,15 @@ pub struct Scale {
     pub base: Option<Lifecycles>,
     pub ports: Option<Lifecycles>,
     pub running: Option<Lifecycles>,
-    /// `--net none` as it is and with the containers running: the host's own slowdown.
+    /// `--net none` in the same states, each of its containers right after one of kuryr's:
+    /// the host's own slowdown (`bench/run` does not run it with the extra ports).
     pub base_none: Option<Lifecycles>,
+    pub ports_none: Option<Lifecycles>,
     pub running_none: Option<Lifecycles>,
+    /// The host's daemons' CPU time over each state's sequence.
+    pub base_cpu: Option<Vec<ProcCpu>>,
+    pub ports_cpu: Option<Vec<ProcCpu>>,
+    pub running_cpu: Option<Vec<ProcCpu>>,
     pub rss0: Option<u64>,
     pub rss1: Option<u64>,
     pub running_count: Option<u64>,
@@ -217,6 +224,15 @@ impl Lifecycles {
 
     pub fn background_per(&self) -> Option<f64> {
         stats::per(self.stats.as_ref()?.background(), self.containers)
+    }
+
+    /// kuryr's own time per container (without Neutron), ms: count × own p50 summed over
+    /// its calls, divided by the containers started.
+    pub fn own_per_ms(&self) -> Option<f64> {
+        stats::ms(stats::per(
+            self.stats.as_ref()?.own_p50_sum_us(),
+            self.containers,
+        ))
     }
 }
 
@@ -374,7 +390,11 @@ impl Scale {
             ports: Lifecycles::read(dir, "scale.ports", n)?,
             running: Lifecycles::read(dir, "scale.running", n)?,
             base_none: Lifecycles::read(dir, "scale.base.none", n)?,
+            ports_none: Lifecycles::read(dir, "scale.ports.none", n)?,
             running_none: Lifecycles::read(dir, "scale.running.none", n)?,
+            base_cpu: cpu::read(dir, "scale.base.cpu")?,
+            ports_cpu: cpu::read(dir, "scale.ports.cpu")?,
+            running_cpu: cpu::read(dir, "scale.running.cpu")?,
             rss0: dir.number("scale.rss0")?,
             rss1: dir.number("scale.rss1")?,
             running_count: dir.number("scale.running.count")?,

@@ -6,8 +6,13 @@
 //! (0/1), `drivers` (space-separated labels), `have_stats`, `have_pool` (0/1), the
 //! repetitions `seq_n`, `pre_n`, `burst_n`, `burst_par`, `split_n`, `split_hold`, `net_n`,
 //! `warm_n`, `flat_n`, the scale phase's `scale_seq_n`, `scale_ports`, `scale_nets`,
-//! `scale_ports_per_request`, `scale_containers`, `scale_par`, and why a phase was left out:
-//! `upstream.flat.skipped` (`quick`, or `budget <estimated s> <budget s>`) and
+//! `scale_ports_per_request`, `scale_containers`, `scale_par`, `scale_paired` (1: each of
+//! the scale phase's kuryr containers was followed by one on `--net none`; older runs ran
+//! `--net none` after kuryr's sequence), the quiet host the scale phase waits for before each
+//! sequence (`quiet_agent_pct`, `quiet_ovs_delta`, `quiet_max_s`) and per state `S` how long
+//! it waited (`scale.S.quiet_s`) or what was still busy at the deadline (`scale.S.not_quiet`,
+//! free text), `clk_tck` (clock ticks a second of `/proc/<pid>/stat`), and why a phase was
+//! left out: `upstream.flat.skipped` (`quick`, or `budget <estimated s> <budget s>`) and
 //! `scale.skipped` (free text).
 
 use std::collections::BTreeMap;

@@ -86,10 +86,32 @@ fn lifecycles(what: &str, l: &Lifecycles) -> String {
     s
 }
 
+/// A scale state's line with its `--net none` containers (in between kuryr's, or after
+/// them in older runs).
+fn with_none(run: &Run, mut line: String, none: Option<&Lifecycles>) -> String {
+    if let Some(n) = none {
+        let when = if run.meta.flag("scale_paired") {
+            " in between"
+        } else {
+            ""
+        };
+        line.push_str(&format!(
+            "; --net none{when}: median {} ms, {} failures",
+            num(n.p50_ms(), 1),
+            n.fails
+        ));
+    }
+    line
+}
+
 fn scale(run: &Run, phase: &str) -> Option<String> {
     let s = run.scale.as_ref()?;
     let text = match phase {
-        "base" => lifecycles("as it is: sequential", s.base.as_ref()?),
+        "base" => with_none(
+            run,
+            lifecycles("as it is: sequential", s.base.as_ref()?),
+            s.base_none.as_ref(),
+        ),
         "ports" => lifecycles(
             &format!(
                 "{} more ports on {} more networks: sequential",
@@ -98,9 +120,13 @@ fn scale(run: &Run, phase: &str) -> Option<String> {
             ),
             s.ports.as_ref()?,
         ),
-        "running" => lifecycles(
-            &format!("{} containers running: sequential", int(s.running_count)),
-            s.running.as_ref()?,
+        "running" => with_none(
+            run,
+            lifecycles(
+                &format!("{} containers running: sequential", int(s.running_count)),
+                s.running.as_ref()?,
+            ),
+            s.running_none.as_ref(),
         ),
         "rss" => format!(
             "kuryr's RSS {} KiB with no container running, {} KiB with {}: {} KiB per container",

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use docker_harness::{config_file, host_link_exists, with_kuryr_unstarted, Kuryr};
+use docker_harness::{host_link_exists, stack_config_with, with_kuryr_unstarted, Kuryr};
 use kuryr_faultproxy::{Action, FaultProxy, Rule};
 use kuryr_openstack::neutron::Filters;
 use serde_json::Value;
@@ -92,9 +92,8 @@ struct Seen {
 }
 
 fn kuryr_conf(k: &Kuryr, proxy: &FaultProxy, pools: bool) -> PathBuf {
-    let base = std::fs::read_to_string(config_file()).unwrap();
     let mut conf = format!(
-        "{base}\n[neutron]\nendpoint_override = {}\nretry_timeout = 8\n\
+        "[neutron]\nendpoint_override = {}\nretry_timeout = 8\n\
          [DEFAULT]\nreconcile_interval = 10\norphan_min_age = 30\n",
         proxy.url()
     );
@@ -106,9 +105,7 @@ fn kuryr_conf(k: &Kuryr, proxy: &FaultProxy, pools: bool) -> PathBuf {
     } else {
         conf.push_str("[vif_pool]\nenabled = false\n");
     }
-    let path = std::env::temp_dir().join(format!("{}.conf", k.plugin));
-    std::fs::write(&path, conf).unwrap();
-    path
+    stack_config_with(&k.plugin, &conf)
 }
 
 fn plugin_socket(k: &Kuryr) -> PathBuf {

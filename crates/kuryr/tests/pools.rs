@@ -24,10 +24,7 @@ fn pool_config(k: &Kuryr, vif_pool: &str) -> PathBuf {
 
 /// kuryr.conf of the stack plus `extra` lines.
 fn conf_with(k: &Kuryr, extra: &str) -> PathBuf {
-    let base = std::fs::read_to_string(config_file()).unwrap();
-    let path = std::env::temp_dir().join(format!("{}.conf", k.plugin));
-    std::fs::write(&path, format!("{base}\n{extra}\n")).unwrap();
-    path
+    stack_config_with(&k.plugin, extra)
 }
 
 fn plugin_socket(k: &Kuryr) -> PathBuf {

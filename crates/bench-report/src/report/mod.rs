@@ -44,3 +44,40 @@ fn phase_name(run: &Run, phase: &str) -> String {
         other => other.to_owned(),
     }
 }
+
+/// Runs made up for the sections' unit tests.
+#[cfg(test)]
+mod test_run {
+    use std::collections::BTreeMap;
+
+    use crate::calls::{NeutronRequests, Stats};
+    use crate::measure::{Lifecycles, Run, Scale};
+    use crate::meta::Meta;
+    use crate::raw::RunDir;
+
+    pub fn run(meta: &str, scale: Scale) -> Run {
+        Run {
+            dir: RunDir::new("run"),
+            meta: Meta::parse(meta),
+            drivers: BTreeMap::new(),
+            scale: Some(scale),
+        }
+    }
+
+    /// Containers of these times (ms), with `on_path` Neutron requests on Docker's path
+    /// over them.
+    pub fn lifecycles(ms: &[u64], on_path: Option<u64>) -> Lifecycles {
+        Lifecycles {
+            us: ms.iter().map(|m| m * 1000).collect(),
+            containers: ms.len() as u64,
+            stats: on_path.map(|n| Stats {
+                neutron_requests: Some(NeutronRequests {
+                    on_path: Some(n),
+                    background: Some(0),
+                }),
+                ..Stats::default()
+            }),
+            ..Lifecycles::default()
+        }
+    }
+}

@@ -184,16 +184,12 @@ impl Book {
             .count()
     }
 
-    /// CreateEndpoint made the container's interface: the endpoint has the port.
-    /// False when no container holds it.
-    pub fn bind_endpoint(&mut self, port_id: &str, endpoint_id: &str) -> bool {
-        match self.held_mut(port_id) {
-            Some(held) => {
-                held.endpoint = Some(endpoint_id.to_owned());
-                true
-            }
-            None => false,
-        }
+    /// CreateEndpoint made the container's interface: the endpoint has the port. Its tags,
+    /// or None when no container holds it.
+    pub fn bind_endpoint(&mut self, port_id: &str, endpoint_id: &str) -> Option<Vec<String>> {
+        let held = self.held_mut(port_id)?;
+        held.endpoint = Some(endpoint_id.to_owned());
+        Some(held.port.tags.clone())
     }
 
     /// DeleteEndpoint removed the container's interface.
@@ -538,7 +534,7 @@ mod tests {
             ),
             (
                 "bind",
-                Box::new(|b| assert!(b.bind_endpoint("a", "ep1"))),
+                Box::new(|b| assert!(b.bind_endpoint("a", "ep1").is_some())),
                 "held by an endpoint",
             ),
             (

@@ -410,15 +410,8 @@ impl Pools {
     /// CreateEndpoint made the container's interface: the endpoint owns the port; Neutron
     /// learns it in the background (tags and `device_id`).
     pub fn bind_endpoint(self: &Arc<Self>, port_id: &str, endpoint_id: &str) {
-        let tags = {
-            let mut st = self.state();
-            if !st.book.bind_endpoint(port_id, endpoint_id) {
-                return;
-            }
-            match st.book.slot(port_id) {
-                Some(book::Slot::Held(held)) => held.port.tags.clone(),
-                _ => return,
-            }
+        let Some(tags) = self.state().book.bind_endpoint(port_id, endpoint_id) else {
+            return;
         };
         let job = Job::Own {
             port_id: port_id.to_owned(),

@@ -58,14 +58,21 @@ pub fn usual_path_config_file() -> PathBuf {
     // Written once per test binary: its tests start daemons in parallel.
     static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     FILE.get_or_init(|| {
-        let base = std::fs::read_to_string(config_file()).expect("read the stack's kuryr.conf");
-        let file =
-            std::env::temp_dir().join(format!("kuryr-usual-path-{}.conf", std::process::id()));
-        std::fs::write(&file, format!("{base}\n[vif_pool]\nenabled = false\n"))
-            .expect("write the tests' kuryr.conf");
-        file
+        stack_config_with(
+            &format!("kuryr-usual-path-{}", std::process::id()),
+            "[vif_pool]\nenabled = false",
+        )
     })
     .clone()
+}
+
+/// The stack's kuryr.conf with `extra` appended (a later section's options override the
+/// same options above), written to `<temp dir>/<name>.conf`.
+pub fn stack_config_with(name: &str, extra: &str) -> PathBuf {
+    let base = std::fs::read_to_string(config_file()).expect("read the stack's kuryr.conf");
+    let file = std::env::temp_dir().join(format!("{name}.conf"));
+    std::fs::write(&file, format!("{base}\n{extra}\n")).expect("write the tests' kuryr.conf");
+    file
 }
 
 pub fn config() -> Config {
