@@ -161,6 +161,9 @@ fn miss_path(run: &Run) -> Row {
     )
 }
 
+/// Judged on the requests kuryr made while serving the command's calls (`kuryr stats`):
+/// the access log also holds the background work of the daemon's other networks (a cache
+/// refresh, a pool's scan) that happens to fall in the window; both are shown.
 fn network_requests(run: &Run) -> Row {
     let mut parts = Vec::new();
     let mut results = Vec::new();
@@ -169,13 +172,15 @@ fn network_requests(run: &Run) -> Row {
             continue;
         };
         parts.push(format!(
-            "{} {} / {}",
+            "{} {} / {} (all requests in the window {} / {})",
             short(d),
+            num(net.create_on_path, 1),
+            num(net.rm_on_path, 1),
             num(net.create_requests, 1),
             num(net.rm_requests, 1)
         ));
-        results.push(at_most(shown(net.create_requests, 1), NETWORK_REQUESTS));
-        results.push(at_most(shown(net.rm_requests, 1), NETWORK_REQUESTS));
+        results.push(at_most(shown(net.create_on_path, 1), NETWORK_REQUESTS));
+        results.push(at_most(shown(net.rm_on_path, 1), NETWORK_REQUESTS));
     }
     let measured = if parts.is_empty() {
         "n/a".to_owned()
@@ -183,7 +188,7 @@ fn network_requests(run: &Run) -> Row {
         format!("{} (per create / per rm)", parts.join(", "))
     };
     (
-        format!("`docker network create` and `docker network rm`, every kuryr configuration: <= {NETWORK_REQUESTS:.0} Neutron requests each"),
+        format!("`docker network create` and `docker network rm`, every kuryr configuration: <= {NETWORK_REQUESTS:.0} Neutron requests each on Docker's path"),
         measured,
         if results.is_empty() { None } else { all(&results) },
     )
