@@ -9,9 +9,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use kuryr_openstack::neutron::{Network, Subnet, SubnetPool};
+use kuryr_openstack::neutron::{Network, Router, Subnet, SubnetPool};
 
 use crate::lookup::same_cidr;
+use crate::options::Named;
 
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
@@ -36,11 +37,25 @@ struct Inner {
     pools: HashMap<String, SubnetPool>,
     /// Docker networks this daemon was asked to create.
     create_attempts: HashSet<String>,
+    /// Routers by how kuryr.conf or a network option names them.
+    routers: HashMap<Named, Router>,
 }
 
 impl Cache {
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn router(&self, named: &Named) -> Option<Router> {
+        self.inner().routers.get(named).cloned()
+    }
+
+    pub fn set_router(&self, named: &Named, router: &Router) {
+        self.inner().routers.insert(named.clone(), router.clone());
+    }
+
+    pub fn forget_router(&self, router_id: &str) {
+        self.inner().routers.retain(|_, r| r.id != router_id);
     }
 
     pub fn pool_subnet(&self, pool_id: &str) -> Option<Subnet> {

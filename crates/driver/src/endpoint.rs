@@ -40,6 +40,43 @@ impl Driver {
         &self,
         req: &CreateEndpointRequest,
     ) -> Result<CreateEndpointResponse> {
+        let fip = self.floating_ip_wanted(req).await?;
+        let created = self.create_endpoint_port(req).await?;
+        let Some(choice) = fip else {
+            self.no_fip(&req.endpoint_id);
+            return Ok(created);
+        };
+        let associated = match self.tagged_port_of(&req.endpoint_id).await? {
+            Some(port) => self.associate_fip(&req.endpoint_id, &port, &choice).await,
+            None => Err(DriverError::bug(format!(
+                "the port of endpoint {} is not found right after CreateEndpoint made it",
+                req.endpoint_id.as_str()
+            ))),
+        };
+        match associated {
+            Ok(address) => {
+                tracing::info!(endpoint = %req.endpoint_id.as_str(), %address, "floating IP associated");
+                Ok(created)
+            }
+            Err(e) => {
+                // Docker sends no DeleteEndpoint for an endpoint it was refused.
+                let ids = EndpointRequest {
+                    network_id: req.network_id.clone(),
+                    endpoint_id: req.endpoint_id.clone(),
+                };
+                if let Err(undo) = self.delete_endpoint(&ids).await {
+                    tracing::warn!(endpoint = %req.endpoint_id.as_str(), "rolling back the endpoint: {}", undo.report());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// CreateEndpoint's port, bound and plugged.
+    async fn create_endpoint_port(
+        &self,
+        req: &CreateEndpointRequest,
+    ) -> Result<CreateEndpointResponse> {
         if let Some(pooled) = self.pooled_endpoint(req).await? {
             return Ok(pooled);
         }
@@ -476,6 +513,7 @@ impl Driver {
     }
 
     pub(crate) async fn delete_endpoint(&self, req: &EndpointRequest) -> Result<Empty> {
+        self.release_endpoint_fips(req).await?;
         if self.pooled_delete_endpoint(req).await? {
             return Ok(Empty {});
         }

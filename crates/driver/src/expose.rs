@@ -1,19 +1,21 @@
-//! `--expose`: ProgramExternalConnectivity opens the container's exposed ports with one
-//! security group per endpoint (one ingress rule per protocol and contiguous port range),
-//! added next to the port's other groups; RevokeExternalConnectivity removes it. The port is
-//! found by its endpoint tags (upstream looked it up by name and so never found it).
+//! `--expose` and `-p`: ProgramExternalConnectivity forwards the published ports from a
+//! floating IP ([`crate::publish`]) and opens the container's exposed and published ports
+//! with one security group per endpoint (one ingress rule per protocol and contiguous port
+//! range), added next to the port's other groups; RevokeExternalConnectivity removes both.
+//! The port is found by its endpoint tags (upstream looked it up by name and so never found
+//! it).
 
 use std::collections::BTreeMap;
 
 use kuryr_libnetwork::network::{EndpointRequest, ExposedPort, ExternalConnectivityRequest};
 use kuryr_libnetwork::plugin::Empty;
 use kuryr_openstack::neutron::{
-    Filters, PortSpec, SecurityGroup, SecurityGroupRuleSpec, SecurityGroupSpec,
+    Filters, Port, PortSpec, SecurityGroup, SecurityGroupRuleSpec, SecurityGroupSpec,
 };
 
 use crate::error::{neutron_err, DriverError, Result};
 use crate::mapping::{exposed_ports_group_name, EXPOSED_PORTS_GROUP_DESCRIPTION};
-use crate::Driver;
+use crate::{publish, Driver};
 
 /// One ingress rule: a protocol and a port range (none for ICMP).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +32,14 @@ impl Driver {
         if !self.config.process_external_connectivity {
             return Ok(Empty {});
         }
-        let exposed = req.options.exposed_ports().map_err(DriverError::invalid)?;
+        let mut exposed = req.options.exposed_ports().map_err(DriverError::invalid)?;
+        let port_map = req.options.port_map().map_err(DriverError::invalid)?;
+        let wanted = publish::wanted(&port_map)?;
+        // A published port must not be blocked by the port's own groups.
+        exposed.extend(port_map.iter().map(|b| ExposedPort {
+            proto: b.proto,
+            port: b.port,
+        }));
         let rules = rules_for(&exposed)?;
         if rules.is_empty() {
             return Ok(Empty {});
@@ -45,10 +54,29 @@ impl Driver {
                     req.endpoint_id.as_str()
                 ))
             })?;
-        let name = exposed_ports_group_name(&port.id);
-        // Before the group exists: RevokeExternalConnectivity then looks it up.
+        // Before anything is made: RevokeExternalConnectivity then looks it up.
         self.pooled_exposed(req.endpoint_id.as_str());
         self.ledger.set_exposed(req.endpoint_id.as_str());
+        if !wanted.is_empty() {
+            let published = self
+                .publish(&req.network_id, &req.endpoint_id, &port, &wanted)
+                .await?;
+            for p in &published {
+                tracing::info!(endpoint = %req.endpoint_id.as_str(), "published {p}");
+            }
+        }
+        let opened = self.open_exposed_ports(&port, &rules).await;
+        if opened.is_err() && !wanted.is_empty() {
+            if let Err(e) = self.unpublish(&req.network_id, &port.id).await {
+                tracing::warn!(endpoint = %req.endpoint_id.as_str(), "rolling back -p: {}", e.report());
+            }
+        }
+        opened.map(|_| Empty {})
+    }
+
+    /// One security group for the exposed and published ports, next to the port's others.
+    async fn open_exposed_ports(&self, port: &Port, rules: &[Rule]) -> Result<()> {
+        let name = exposed_ports_group_name(&port.id);
         // A retried call finds its group: replace it rather than add a second one.
         let stale = self.exposed_groups(&port.id).await?;
         let group = self
@@ -109,7 +137,7 @@ impl Driver {
                 for old in stale {
                     let _ = self.neutron.security_groups().delete(&old.id).await;
                 }
-                Ok(Empty {})
+                Ok(())
             }
             Err(e) => {
                 if let Err(cleanup) = self.neutron.security_groups().delete(&group.id).await {
@@ -143,6 +171,7 @@ impl Driver {
         let Some(port) = self.tagged_port_of(&req.endpoint_id).await? else {
             return Ok(Empty {});
         };
+        self.unpublish(&req.network_id, &port.id).await?;
         let groups = self.exposed_groups(&port.id).await?;
         if groups.is_empty() {
             return Ok(Empty {});

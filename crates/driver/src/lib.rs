@@ -16,6 +16,7 @@ mod cache;
 pub mod endpoint;
 pub mod error;
 pub mod expose;
+pub mod floating;
 mod host;
 pub mod ipam;
 mod ledger;
@@ -29,8 +30,10 @@ mod plugging;
 pub mod pool;
 pub mod pool_admin;
 mod pooled;
+pub mod publish;
 mod readiness;
 pub mod reconcile;
+mod routing;
 pub mod teardown;
 
 use std::path::PathBuf;
@@ -64,6 +67,9 @@ pub struct DriverConfig {
     /// `[neutron] default_subnetpool_v4` / `_v6`: where networks without `--subnet` get one.
     pub default_subnetpool_v4: String,
     pub default_subnetpool_v6: String,
+    /// `[neutron] default_router`: the router the subnets kuryr creates are attached to,
+    /// unless a network says otherwise (`neutron.router*`).
+    pub default_router: Option<options::Named>,
     /// `[neutron] enable_dhcp` for the subnets kuryr creates.
     pub enable_dhcp: bool,
     /// `[binding] veth_dst_prefix`: the container interface is named this plus a number.
@@ -102,6 +108,8 @@ pub struct Driver {
     /// The ports the usual path made and bound, so a container's later calls need no lookup.
     ledger: ledger::Ledger,
     journal: Option<teardown::Journal>,
+    /// Which endpoints have a floating IP of their own.
+    endpoint_fips: floating::EndpointFips,
 }
 
 impl Driver {
@@ -130,6 +138,7 @@ impl Driver {
         });
         Driver {
             journal,
+            endpoint_fips: floating::EndpointFips::default(),
             pools,
             cache: cache::Cache::default(),
             ledger: ledger::Ledger::default(),

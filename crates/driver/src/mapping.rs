@@ -81,6 +81,94 @@ pub fn exposed_ports_group_name(port_id: &str) -> String {
 /// Description of that security group (as upstream writes it).
 pub const EXPOSED_PORTS_GROUP_DESCRIPTION: &str = "Docker exposed ports created by Kuryr.";
 
+/// Whether a tag is one half of a Docker id (a network's, on a floating IP).
+pub fn is_id_tag(tag: &str) -> bool {
+    tag.starts_with(LOWER_HALF) || tag.starts_with(UPPER_HALF)
+}
+
+/// Tag of a user's floating IP that kuryr forwards published ports on.
+pub const USER_FIP_TAG: &str = "kuryr.fip.user";
+
+const PUBLISHED_FIP_PREFIX: &str = "Published ports of Docker network ";
+
+/// Description of the floating IP a Docker network's published ports use on a host: how a
+/// lost answer to its creation is found, and how the user sees what it is for.
+pub fn published_fip_description(network: &DockerId, host_id: &str) -> String {
+    format!(
+        "{PUBLISHED_FIP_PREFIX}{} on {}",
+        network.as_str(),
+        host_tag(host_id)
+    )
+}
+
+/// Whether a floating IP is one kuryr allocated for a network's published ports.
+pub fn is_published_fip_description(description: &str) -> bool {
+    description.starts_with(PUBLISHED_FIP_PREFIX)
+}
+
+const FORWARDING_PREFIX: &str = "Docker endpoint ";
+const FORWARDING_SUFFIX: &str = ", published by kuryr";
+
+/// Description of a port forwarding kuryr makes: it names the endpoint that holds it.
+pub fn forwarding_description(endpoint: &DockerId) -> String {
+    format!(
+        "{FORWARDING_PREFIX}{}{FORWARDING_SUFFIX}",
+        endpoint.as_str()
+    )
+}
+
+/// The endpoint a forwarding kuryr made is for.
+pub fn endpoint_of_forwarding(description: &str) -> Option<&str> {
+    description
+        .strip_prefix(FORWARDING_PREFIX)?
+        .strip_suffix(FORWARDING_SUFFIX)
+}
+
+const ENDPOINT_FIP_PREFIX: &str = "Floating IP of Docker endpoint ";
+
+/// Description of a floating IP kuryr allocates for one endpoint (`neutron.floatingip=auto`)
+/// on a host.
+pub fn endpoint_fip_description(endpoint: &DockerId, host_id: &str) -> String {
+    format!(
+        "{ENDPOINT_FIP_PREFIX}{} on {}",
+        endpoint.as_str(),
+        host_tag(host_id)
+    )
+}
+
+/// The endpoint and host tag of a floating IP kuryr allocated for an endpoint.
+pub fn endpoint_of_fip_description(description: &str) -> Option<(&str, &str)> {
+    description
+        .strip_prefix(ENDPOINT_FIP_PREFIX)?
+        .split_once(" on ")
+}
+
+/// The Docker network and host tag of a network's floating IP for published ports.
+pub fn network_of_published_fip(description: &str) -> Option<(&str, &str)> {
+    description
+        .strip_prefix(PUBLISHED_FIP_PREFIX)?
+        .split_once(" on ")
+}
+
+/// Tag of a Neutron network whose Docker network gives every container a floating IP
+/// (`-o neutron.floatingip=auto`); per Docker network, as several may share one network.
+pub fn fip_auto_tag(network: &DockerId) -> String {
+    let short: String = network.as_str().chars().take(12).collect();
+    format!("kuryr.floatingip.auto:{short}")
+}
+
+const ROUTER_PREFIX: &str = "kuryr.router:";
+
+/// Tag of a subnet kuryr attached to a router: the router's id.
+pub fn router_tag(router_id: &str) -> String {
+    format!("{ROUTER_PREFIX}{router_id}")
+}
+
+/// The routers a subnet's tags say kuryr attached it to.
+pub fn router_of_tags(tags: &[String]) -> impl Iterator<Item = &str> {
+    tags.iter().filter_map(|t| t.strip_prefix(ROUTER_PREFIX))
+}
+
 const HOST_PREFIX: &str = "kuryr.host:";
 const ADOPTED_BY_PREFIX: &str = "kuryr.adopted.mac:";
 const ADOPTED_FOR_PREFIX: &str = "kuryr.adopted.ipv";
@@ -212,6 +300,25 @@ mod tests {
         let (a, b) = (request_tag(), request_tag());
         assert_ne!(a, b);
         assert!(a.len() <= 60 && is_request_tag(&a), "{a}");
+    }
+
+    #[test]
+    fn descriptions_name_what_they_are_for() {
+        let ep = id("491ee57776dafe4e722448fb7ce70efb8641ac2ced6b4431cbd3dba4e1fad8c2");
+        let d = forwarding_description(&ep);
+        assert_eq!(endpoint_of_forwarding(&d), Some(ep.as_str()));
+        assert_eq!(endpoint_of_forwarding("the user's"), None);
+        let f = endpoint_fip_description(&ep, "compute-1");
+        assert_eq!(
+            endpoint_of_fip_description(&f),
+            Some((ep.as_str(), "kuryr.host:compute-1"))
+        );
+        let p = published_fip_description(&ep, "compute-1");
+        assert!(is_published_fip_description(&p));
+        assert_eq!(
+            network_of_published_fip(&p),
+            Some((ep.as_str(), "kuryr.host:compute-1"))
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::mapping::{
 };
 use crate::nested::PortMode;
 use crate::options::{Family, Named, NeutronOptions};
+use crate::routing::router_tags;
 use crate::Driver;
 
 /// What CreateNetwork did so far, to undo it when a later step fails.
@@ -33,6 +34,8 @@ struct Undo {
     /// The subnets this call made, as Neutron answered.
     made_subnets: Vec<Subnet>,
     tagged_subnets: Vec<(String, Vec<String>)>,
+    /// (router, subnet) interfaces this call added or may have added.
+    routed: Vec<(String, String)>,
 }
 
 impl Driver {
@@ -110,6 +113,9 @@ impl Driver {
         }
         let api = self.neutron.networks();
         let mut tags = id_tags(docker_id).to_vec();
+        if opts.floating_ip {
+            tags.push(mapping::fip_auto_tag(docker_id));
+        }
         // Without `neutron.net.*`, a nested mode may have a network of its own (the VM's).
         let default = match &opts.network {
             Some(_) => None,
@@ -219,7 +225,7 @@ impl Driver {
                     }
                     _ => true,
                 };
-                self.create_subnet(network, family, data, pool, from_pool, undo)
+                self.create_subnet(network, family, data, opts, pool, from_pool, undo)
                     .await
             }
             [existing] => {
@@ -311,11 +317,13 @@ impl Driver {
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn create_subnet(
         &self,
         network: &Network,
         family: Family,
         data: &IpamData,
+        opts: &NeutronOptions,
         pool: Option<&SubnetPool>,
         from_pool: bool,
         undo: &mut Undo,
@@ -341,16 +349,24 @@ impl Driver {
         };
         undo.created_subnets.push(subnet.id.clone());
         let mut subnet = subnet;
-        if let Some(pool) = pool {
-            self.cache.pool_used(&pool.id);
-            // Also on a subnet made from the pool: upstream's ReleaseAddress only looks at the
-            // subnets tagged with the PoolID.
-            let tags = std::slice::from_ref(&pool.id);
-            api.replace_tags(&subnet.id, tags)
+        let router = self.router_for(opts).await?;
+        // Also on a subnet made from the pool: upstream's ReleaseAddress only looks at the
+        // subnets tagged with the PoolID. The router's tag goes before the interface.
+        let mut tags: Vec<String> = pool.map(|p| p.id.clone()).into_iter().collect();
+        tags.extend(router_tags(router.as_ref(), subnet.gateway_ip.is_some()));
+        if !tags.is_empty() {
+            api.replace_tags(&subnet.id, &tags)
                 .await
                 .map_err(neutron_err(format_args!("tagging subnet {}", subnet.id)))?;
-            subnet.tags = tags.to_vec();
+            subnet.tags = tags;
+        }
+        if let Some(pool) = pool {
+            self.cache.pool_used(&pool.id);
             self.cache.set_pool_subnet(&pool.id, &subnet);
+        }
+        if let Some(router) = router.filter(|_| subnet.gateway_ip.is_some()) {
+            undo.routed.push((router.id.clone(), subnet.id.clone()));
+            self.attach_subnet(&router, &subnet).await?;
         }
         undo.made_subnets.push(subnet);
         Ok(())
@@ -392,6 +408,12 @@ impl Driver {
 
     /// Best effort: a failed CreateNetwork leaves Neutron as it found it.
     async fn undo(&self, undo: Undo) {
+        // A subnet with a router interface cannot be deleted.
+        for (router, subnet) in &undo.routed {
+            if let Err(e) = self.detach_subnet(router, subnet).await {
+                tracing::warn!(%router, %subnet, "rolling back: cannot detach subnet: {}", e.report());
+            }
+        }
         for id in &undo.created_subnets {
             if let Err(e) = self.neutron.subnets().delete(id).await {
                 tracing::warn!(subnet = %id, "rolling back: cannot delete subnet: {e}");
@@ -438,6 +460,8 @@ impl Driver {
         req: &NetworkRequest,
         network: &Network,
     ) -> Result<Empty> {
+        // Before the router interfaces, which a floating IP's forwardings hold.
+        self.release_network_fips(&req.network_id).await?;
         let adopted = network
             .tags
             .contains(&existing_network_tag(&req.network_id));
@@ -451,7 +475,8 @@ impl Driver {
         };
         let mut pools: Vec<String> = Vec::new();
         if !adopted {
-            // Neutron deletes a network's subnets with it.
+            // Neutron deletes a network's subnets with it, once no router holds them.
+            self.detach_subnets(&subnets).await?;
             match self.neutron.networks().delete(&network.id).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
@@ -474,6 +499,7 @@ impl Driver {
                 pools.extend(subnet.subnetpool_id.clone());
                 continue;
             }
+            self.detach_subnets(std::slice::from_ref(&subnet)).await?;
             match self.neutron.subnets().delete(&subnet.id).await {
                 Ok(_) => pools.extend(subnet.subnetpool_id.clone()),
                 Err(e) if e.is_conflict() => {

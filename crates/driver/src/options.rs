@@ -36,10 +36,21 @@ impl Family {
 }
 
 /// A Neutron resource named by the user, by id or by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Named {
     Id(String),
     Name(String),
+}
+
+impl Named {
+    /// A Neutron UUID is an id, anything else a name (as kuryr.conf's router option is read).
+    pub fn parse(s: &str) -> Named {
+        if crate::mapping::is_uuid(s) {
+            Named::Id(s.to_owned())
+        } else {
+            Named::Name(s.to_owned())
+        }
+    }
 }
 
 impl std::fmt::Display for Named {
@@ -49,6 +60,18 @@ impl std::fmt::Display for Named {
             Named::Name(name) => write!(f, "name {name:?}"),
         }
     }
+}
+
+/// Which router a network's new subnets are attached to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RouterChoice {
+    /// `[neutron] default_router`, if set.
+    #[default]
+    Default,
+    /// `neutron.router=none`: no router, whatever kuryr.conf says.
+    None,
+    /// `neutron.router.uuid` / `neutron.router.name`.
+    Named(Named),
 }
 
 /// The options kuryr reads.
@@ -64,6 +87,10 @@ pub struct NeutronOptions {
     /// `neutron.pool[.v6].uuid|name`, per family.
     pub pool_v4: Option<Named>,
     pub pool_v6: Option<Named>,
+    /// `neutron.router`, `neutron.router.uuid|name`.
+    pub router: RouterChoice,
+    /// `neutron.floatingip=auto`: every container gets a floating IP.
+    pub floating_ip: bool,
 }
 
 impl NeutronOptions {
@@ -82,6 +109,10 @@ impl NeutronOptions {
             "neutron.pool.name",
             "neutron.pool.v6.uuid",
             "neutron.pool.v6.name",
+            "neutron.router",
+            "neutron.router.uuid",
+            "neutron.router.name",
+            "neutron.floatingip",
         ];
         if let Some(unknown) = options
             .keys()
@@ -102,7 +133,41 @@ impl NeutronOptions {
                 )))
             }
         };
+        let router = match (
+            options.get("neutron.router").map(String::as_str),
+            named(options, "neutron.router")?,
+        ) {
+            (None, None) => RouterChoice::Default,
+            (None, Some(named)) => RouterChoice::Named(named),
+            (Some(v), None) if v.eq_ignore_ascii_case("none") => RouterChoice::None,
+            (Some(v), None) => {
+                return Err(DriverError::invalid(format!(
+                    "neutron.router takes only the value none (no router for this network), \
+                     not {v:?}; name a router with neutron.router.uuid or neutron.router.name"
+                )))
+            }
+            (Some(_), Some(_)) => {
+                return Err(DriverError::invalid(
+                    "neutron.router=none and neutron.router.uuid|name both given; pass one of \
+                     them",
+                ))
+            }
+        };
+        let floating_ip = match options.get("neutron.floatingip").map(String::as_str) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("auto") => true,
+            Some(v) if v.eq_ignore_ascii_case("none") => false,
+            Some(v) => {
+                return Err(DriverError::invalid(format!(
+                    "neutron.floatingip on a network takes auto (every container gets a \
+                     floating IP) or none, not {v:?}; a container names its own floating IP \
+                     with --driver-opt neutron.floatingip=<address>"
+                )))
+            }
+        };
         Ok(NeutronOptions {
+            router,
+            floating_ip,
             network: named(options, "neutron.net")?,
             shared,
             subnet_v4: named(options, "neutron.subnet")?,
@@ -189,6 +254,11 @@ mod tests {
         );
         assert_eq!(o.pool(Family::V4), Some(&Named::Name("p".into())));
         assert_eq!(o.subnet(Family::V4), None);
+        assert_eq!(o.router, RouterChoice::Default);
+        let none = NeutronOptions::parse(&map(&[("neutron.router", "None")])).unwrap();
+        assert_eq!(none.router, RouterChoice::None);
+        let named = NeutronOptions::parse(&map(&[("neutron.router.name", "r1")])).unwrap();
+        assert_eq!(named.router, RouterChoice::Named(Named::Name("r1".into())));
     }
 
     #[test]
@@ -211,6 +281,11 @@ mod tests {
                 "both given",
             ),
             (vec![("neutron.subnet.name", "")], "1 to 255"),
+            (vec![("neutron.router", "off")], "only the value none"),
+            (
+                vec![("neutron.router", "none"), ("neutron.router.name", "r")],
+                "both given",
+            ),
         ] {
             let err = NeutronOptions::parse(&map(&pairs)).unwrap_err();
             assert_eq!(err.status(), 400);

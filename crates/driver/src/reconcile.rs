@@ -28,7 +28,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use kuryr_binding::{veth_names, PluggedInterface};
 use kuryr_libnetwork::network::NetworkRequest;
-use kuryr_openstack::neutron::{Filters, Network, Port, SubnetPool};
+use kuryr_openstack::neutron::{Filters, FloatingIp, Network, Port, SubnetPool};
 use serde::Serialize;
 
 use crate::error::{host_err, neutron_err, DriverError, Result};
@@ -57,6 +57,7 @@ pub enum OrphanKind {
     HostInterface,
     Network,
     Subnetpool,
+    FloatingIp,
 }
 
 /// One orphan: what it is and why it is one.
@@ -78,6 +79,7 @@ enum Target {
     /// A Neutron network and the Docker network id its tags carry.
     Network(Box<Network>, String),
     Subnetpool(Box<SubnetPool>),
+    FloatingIp(Box<FloatingIp>),
 }
 
 impl Finding {
@@ -87,6 +89,7 @@ impl Finding {
             Target::Port(p) => p.revision_number,
             Target::Network(n, _) => n.revision_number,
             Target::Subnetpool(p) => p.revision_number,
+            Target::FloatingIp(f) => f.revision_number,
             Target::Interface(_) => 0,
         };
         (self.kind, self.resource.clone(), revision)
@@ -103,6 +106,8 @@ pub struct Survey {
     pub networks: usize,
     /// Subnetpools kuryr made on this host looked at.
     pub subnetpools: usize,
+    /// Floating IPs kuryr allocated on this host looked at.
+    pub floating_ips: usize,
     /// Interfaces kuryr plugged looked at.
     pub interfaces: usize,
     /// What could not be compared, and why (Docker's view missing, Open vSwitch unreachable).
@@ -180,6 +185,9 @@ impl Driver {
             }
             let (looked_at, orphans) = self.survey_subnetpools(docker, now, min_age).await?;
             survey.subnetpools = looked_at;
+            survey.findings.extend(orphans);
+            let (looked_at, orphans) = self.survey_floating_ips(docker).await?;
+            survey.floating_ips = looked_at;
             survey.findings.extend(orphans);
         }
         if matches!(self.config.port_mode, PortMode::Veth) {
@@ -266,6 +274,23 @@ impl Driver {
                     _ => Ok(false),
                 }
             }
+            Target::FloatingIp(seen) => {
+                let api = self.neutron.floating_ips();
+                let now = api
+                    .get_opt(&seen.id)
+                    .await
+                    .map_err(neutron_err(format_args!("reading floating IP {}", seen.id)))?;
+                match now {
+                    Some(f) if f.revision_number == seen.revision_number => {
+                        tracing::info!(address = %f.floating_ip_address, "removing an orphan: {}", finding.why);
+                        api.delete(&f.id).await.map_err(neutron_err(format_args!(
+                            "releasing floating IP {}",
+                            f.floating_ip_address
+                        )))
+                    }
+                    _ => Ok(false),
+                }
+            }
             Target::Interface(iface) => {
                 tracing::info!(interface = %iface.name, port = %iface.port_id, "removing an orphan: {}", finding.why);
                 let binder = self.binder().await?;
@@ -312,6 +337,51 @@ impl Driver {
             .filter(|p| !p.tags.iter().any(|t| crate::pool::is_pool_tag(t)))
             .map(|p| (p.id.clone(), p))
             .collect())
+    }
+
+    /// The floating IPs kuryr allocated on this host for an endpoint Docker no longer has
+    /// (a crash between allocating and answering CreateEndpoint) or for the published ports
+    /// of a network Docker no longer has (a DeleteNetwork that never came).
+    async fn survey_floating_ips(&self, docker: &DockerView) -> Result<(usize, Vec<Finding>)> {
+        let fips = self
+            .neutron
+            .floating_ips()
+            .list(&Filters::new())
+            .await
+            .map_err(neutron_err(format_args!("listing floating IPs")))?;
+        let host = mapping::host_tag(&self.config.host_id);
+        let mut looked_at = 0;
+        let mut findings = Vec::new();
+        for fip in fips {
+            let why = if let Some((endpoint, h)) =
+                mapping::endpoint_of_fip_description(&fip.description)
+            {
+                if h != host {
+                    continue;
+                }
+                looked_at += 1;
+                (!docker.endpoints.contains(endpoint))
+                    .then(|| format!("Docker has no endpoint {endpoint}"))
+            } else if let Some((network, h)) = mapping::network_of_published_fip(&fip.description) {
+                if h != host {
+                    continue;
+                }
+                looked_at += 1;
+                (!docker.networks.contains(network))
+                    .then(|| format!("Docker has no network {network}"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                findings.push(Finding {
+                    kind: OrphanKind::FloatingIp,
+                    resource: fip.id.clone(),
+                    why,
+                    target: Target::FloatingIp(Box::new(fip)),
+                });
+            }
+        }
+        Ok((looked_at, findings))
     }
 
     /// The networks kuryr created on this host (an adopted network is the user's and carries

@@ -55,6 +55,18 @@ pub enum Command {
     /// knows, interfaces of ports that are gone), through the running daemon: what two looks
     /// a moment apart both saw, unchanged.
     Gc(GcArgs),
+    /// Where containers are reached from outside: their published ports (floating IP, port
+    /// and protocol) and their own floating IPs.
+    Published(PublishedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PublishedArgs {
+    /// Only these containers (names).
+    pub containers: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

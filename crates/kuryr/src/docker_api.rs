@@ -102,3 +102,60 @@ async fn get<T: serde::de::DeserializeOwned>(socket: &Path, path: &str) -> Resul
     }
     serde_json::from_slice(&body).map_err(|e| format!("Docker's answer to GET {path}: {e}"))
 }
+
+/// A container attached to a network, as `kuryr published` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub container: String,
+    pub network: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedNetwork {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Name", default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedAttached {
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "EndpointID", default)]
+    endpoint_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedDetail {
+    #[serde(rename = "Containers", default)]
+    containers: std::collections::HashMap<String, NamedAttached>,
+}
+
+/// Every endpoint Docker has, with its container's and network's names.
+///
+/// # Errors
+/// As [`view`].
+pub async fn endpoints(
+    socket: &Path,
+) -> Result<std::collections::HashMap<String, Attachment>, String> {
+    let networks: Vec<NamedNetwork> = get(socket, &format!("{API}/networks")).await?;
+    let mut found = std::collections::HashMap::new();
+    for net in networks {
+        let detail: NamedDetail = match get(socket, &format!("{API}/networks/{}", net.id)).await {
+            Ok(d) => d,
+            Err(e) if e.contains("404") => continue,
+            Err(e) => return Err(e),
+        };
+        for attached in detail.containers.into_values() {
+            found.insert(
+                attached.endpoint_id,
+                Attachment {
+                    container: attached.name,
+                    network: net.name.clone(),
+                },
+            );
+        }
+    }
+    Ok(found)
+}

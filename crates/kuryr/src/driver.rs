@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use kuryr_driver::options::Named;
 use kuryr_driver::pool::PoolConfig;
 use kuryr_driver::{DriverConfig, NestedKind, PortMode};
 
@@ -21,6 +22,7 @@ pub fn driver_config(config: &Config, host_id: String) -> Result<DriverConfig, S
         subnetpool_name_prefix: config.default.subnetpool_name_prefix.clone(),
         default_subnetpool_v4: config.neutron.default_subnetpool_v4.clone(),
         default_subnetpool_v6: config.neutron.default_subnetpool_v6.clone(),
+        default_router: config.neutron.default_router.as_deref().map(Named::parse),
         enable_dhcp: config.neutron.enable_dhcp,
         veth_dst_prefix: config.binding.veth_dst_prefix.clone(),
         process_external_connectivity: config.default.process_external_connectivity,

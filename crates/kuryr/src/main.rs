@@ -56,5 +56,6 @@ fn main() -> ExitCode {
         Command::Pool(cmd) => runtime.block_on(commands::pool::run(&load, cmd)),
         Command::Stats(args) => runtime.block_on(commands::stats::run(&load, &args)),
         Command::Gc(args) => runtime.block_on(commands::gc::run(&load, &args)),
+        Command::Published(args) => runtime.block_on(commands::published::run(&load, &args)),
     }
 }

@@ -46,12 +46,15 @@ pub struct GcReport {
     /// Orphans seen twice (removed, unless `dry_run`).
     pub orphans: Vec<Orphan>,
     pub removed: usize,
-    /// Kuryr ports, networks, subnetpools and plugged interfaces of this host looked at.
+    /// Kuryr ports, networks, subnetpools, floating IPs and plugged interfaces of this host
+    /// looked at.
     pub ports: usize,
     #[serde(default)]
     pub networks: usize,
     #[serde(default)]
     pub subnetpools: usize,
+    #[serde(default)]
+    pub floating_ips: usize,
     pub interfaces: usize,
     /// What was not compared, and why.
     pub notes: Vec<String>,
@@ -163,6 +166,7 @@ impl Reconciler {
             ports: survey.ports,
             networks: survey.networks,
             subnetpools: survey.subnetpools,
+            floating_ips: survey.floating_ips,
             interfaces: survey.interfaces,
             notes: survey.notes.clone(),
             ..GcReport::default()

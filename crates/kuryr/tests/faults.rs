@@ -426,3 +426,114 @@ async fn a_release_whose_lookup_fails_is_finished_once_neutron_answers() {
     flow.remove().await;
     assert!(network_id_of(&n, &flow.docker_net).await.is_none());
 }
+
+/// The floating IP kuryr gives a Docker network's published ports on this host.
+async fn published_fip(
+    n: &Neutron,
+    docker_net: &str,
+) -> Option<kuryr_openstack::neutron::FloatingIp> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let description = format!(
+        "Published ports of Docker network {docker_net} on kuryr.host:{}",
+        host.trim()
+    );
+    let mut found = n
+        .floating_ips()
+        .list(&Filters::new().eq("description", description.as_str()))
+        .await
+        .unwrap();
+    assert!(found.len() <= 1, "one floating IP per network: {found:#?}");
+    found.pop()
+}
+
+#[tokio::test]
+async fn publishing_rolls_back_on_a_neutron_error_halfway_and_finds_a_lost_forwarding() {
+    let proxy = FaultProxy::start(neutron_url()).await.unwrap();
+    let mut config = support::config();
+    // The stack's router (scripts/stack makes it, with its gateway on the external network).
+    config.default_router = Some(kuryr_driver::options::Named::Name("router1".into()));
+    let through = neutron_with(HttpOptions::default(), Some(proxy.url()));
+    let plugin = Plugin::start_on(through, config, true).await;
+    let n = neutron();
+    let (flow, net) = network(&plugin, &n, 221).await;
+    let (endpoint, addresses, port, _tap) = container(&flow, &n, &net, 91).await;
+    let program = json!({"NetworkID": flow.docker_net, "EndpointID": endpoint, "Options": {
+        "com.docker.network.endpoint.exposedports": [{"Proto": 6, "Port": 80}, {"Proto": 17, "Port": 53}],
+        "com.docker.network.portmap": [
+            {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 18200, "HostPortEnd": 18200},
+            {"Proto": 17, "IP": "", "Port": 53, "HostIP": "", "HostPort": 18201, "HostPortEnd": 18201}]}});
+
+    // Neutron refuses the exposed-ports group, made after the forwardings: they go, and so
+    // does the floating IP made for them.
+    proxy.set_rules(vec![Rule::new(
+        "POST",
+        "/security-groups",
+        Action::Status { status: 409 },
+    )]);
+    let (status, answer) = plugin
+        .call(
+            "/NetworkDriver.ProgramExternalConnectivity",
+            program.clone(),
+        )
+        .await;
+    proxy.clear();
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        published_fip(&n, &flow.docker_net).await.is_none(),
+        "the floating IP made for the call is released"
+    );
+    let after = n.ports().get(&port.id).await.unwrap();
+    assert_eq!(
+        after.security_groups, port.security_groups,
+        "the port's groups are unchanged"
+    );
+    let groups = n
+        .security_groups()
+        .list(&Filters::new().eq("name", format!("{}-exposed_ports", port.id)))
+        .await
+        .unwrap();
+    assert!(
+        groups.is_empty(),
+        "no exposed-ports group is left: {groups:#?}"
+    );
+
+    // The answer to a forwarding's creation is lost: it is found, not made twice.
+    proxy.set_rules(vec![
+        Rule::new("POST", "/port_forwardings", Action::Lost).times(1)
+    ]);
+    plugin
+        .ok("/NetworkDriver.ProgramExternalConnectivity", program)
+        .await;
+    proxy.clear();
+    let fip = published_fip(&n, &flow.docker_net)
+        .await
+        .expect("the network's floating IP");
+    let mut pfs: Vec<(String, Option<u32>)> = n
+        .port_forwardings(&fip.id)
+        .unwrap()
+        .list(&Filters::new())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|pf| (pf.protocol, pf.external_port))
+        .collect();
+    pfs.sort();
+    assert_eq!(
+        pfs,
+        vec![("tcp".into(), Some(18200)), ("udp".into(), Some(18201))],
+        "one forwarding per published port"
+    );
+    assert!(proxy.stats().total_faults() >= 2, "{:?}", proxy.stats());
+
+    // Revoke, stop and remove leave no forwarding, floating IP or router interface.
+    flow.stop(&endpoint, &addresses).await;
+    assert!(published_fip(&n, &flow.docker_net).await.is_none());
+    flow.remove().await;
+    let interfaces: Vec<Port> = n
+        .ports()
+        .list(&Filters::new().eq("network_id", net.as_str()))
+        .await
+        .unwrap();
+    assert!(interfaces.is_empty(), "{interfaces:#?}");
+    assert!(network_id_of(&n, &flow.docker_net).await.is_none());
+}

@@ -52,8 +52,8 @@ async fn gc(load: &LoadOptions, args: &GcArgs) -> Result<GcReport, String> {
     }
     if report.orphans.is_empty() {
         println!(
-            "nothing to do: {} kuryr ports, {} networks, {} subnetpools and {} plugged interfaces of this host checked",
-            report.ports, report.networks, report.subnetpools, report.interfaces
+            "nothing to do: {} kuryr ports, {} networks, {} subnetpools, {} floating IPs and {} plugged interfaces of this host checked",
+            report.ports, report.networks, report.subnetpools, report.floating_ips, report.interfaces
         );
     } else if !report.dry_run {
         println!(

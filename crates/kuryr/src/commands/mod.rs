@@ -3,6 +3,7 @@
 pub mod doctor;
 pub mod gc;
 pub mod pool;
+pub mod published;
 pub mod serve;
 pub mod stats;
 

@@ -66,6 +66,9 @@ pub struct NeutronOptions {
     pub enable_dhcp: bool,
     pub default_subnetpool_v4: String,
     pub default_subnetpool_v6: String,
+    /// The router (name or id) the subnets kuryr creates are attached to (kuryr's own
+    /// option; unset: none).
+    pub default_router: Option<String>,
     pub vif_plugging_is_fatal: bool,
     /// Zero means wait forever (when fatal).
     pub vif_plugging_timeout: Duration,
@@ -200,6 +203,7 @@ const NEUTRON_OWN: &[&str] = &[
     "enable_dhcp",
     "default_subnetpool_v4",
     "default_subnetpool_v6",
+    "default_router",
     "vif_plugging_is_fatal",
     "vif_plugging_timeout",
 ];
@@ -460,6 +464,7 @@ impl NeutronOptions {
             enable_dhcp: s.bool("enable_dhcp", true)?,
             default_subnetpool_v4: s.string("default_subnetpool_v4", "kuryr"),
             default_subnetpool_v6: s.string("default_subnetpool_v6", "kuryr6"),
+            default_router: s.opt_string("default_router").filter(|r| !r.is_empty()),
             vif_plugging_is_fatal: s.bool("vif_plugging_is_fatal", false)?,
             vif_plugging_timeout: s.opt_seconds("vif_plugging_timeout")?.unwrap_or_default(),
         })

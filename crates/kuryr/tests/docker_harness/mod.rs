@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use kuryr::config::{Config, LoadOptions};
 use kuryr::openstack::neutron_client;
 use kuryr_openstack::neutron::{
-    Filters, FixedIp, Network, NetworkSpec, Neutron, Port, PortSpec, Subnet, SubnetPool,
-    SubnetPoolSpec, SubnetSpec,
+    Filters, FixedIp, Network, NetworkSpec, Neutron, Port, PortSpec, RouterInterface, Subnet,
+    SubnetPool, SubnetPoolSpec, SubnetSpec,
 };
 use serde_json::Value;
 
@@ -68,10 +68,17 @@ pub fn usual_path_config_file() -> PathBuf {
 
 /// The stack's kuryr.conf with `extra` appended (a later section's options override the
 /// same options above), written to `<temp dir>/<name>.conf`.
+///
+/// Its networks go on no router: Neutron refuses two overlapping subnets on one router, and
+/// the suites running side by side reuse blocks; `external.rs` tests the stack's router.
 pub fn stack_config_with(name: &str, extra: &str) -> PathBuf {
     let base = std::fs::read_to_string(config_file()).expect("read the stack's kuryr.conf");
     let file = std::env::temp_dir().join(format!("{name}.conf"));
-    std::fs::write(&file, format!("{base}\n{extra}\n")).expect("write the tests' kuryr.conf");
+    std::fs::write(
+        &file,
+        format!("{base}\n[neutron]\ndefault_router =\n\n{extra}\n"),
+    )
+    .expect("write the tests' kuryr.conf");
     file
 }
 
@@ -784,10 +791,7 @@ impl Kuryr {
                     "removing network {} ({}) left by an earlier run",
                     net.id, net.name
                 );
-                for port in self.ports_on(&net.id).await {
-                    let _ = self.neutron.ports().delete(&port.id).await;
-                }
-                let _ = self.neutron.networks().delete(&net.id).await;
+                remove_network_and_ports(&self.neutron, &net).await;
             }
             for pool in self.pools_named(&format!("kuryrPool-{cidr}")).await {
                 eprintln!("removing subnetpool {} left by an earlier run", pool.id);
@@ -824,11 +828,12 @@ impl Kuryr {
         }
         let nets = std::mem::take(&mut *self.neutron_networks.lock().unwrap());
         for n in nets {
-            for port in self.ports_on(&n).await {
-                let _ = self.neutron.ports().delete(&port.id).await;
-            }
-            if let Err(e) = self.neutron.networks().delete(&n).await {
-                eprintln!("cleanup: deleting network {n}: {e}");
+            let Ok(Some(net)) = self.neutron.networks().get_opt(&n).await else {
+                continue;
+            };
+            remove_network_and_ports(&self.neutron, &net).await;
+            if let Ok(Some(_)) = self.neutron.networks().get_opt(&n).await {
+                eprintln!("cleanup: network {n} is left");
             }
         }
         let daemon = self.daemon.lock().unwrap().take();
@@ -836,6 +841,42 @@ impl Kuryr {
             .await
             .unwrap();
     }
+}
+
+/// Delete a network with its ports: router interfaces are detached (Neutron refuses to
+/// delete them as ports), and the floating IPs kuryr gave its Docker network go.
+pub async fn remove_network_and_ports(neutron: &Neutron, net: &Network) {
+    for port in neutron
+        .ports()
+        .list(&Filters::new().eq("network_id", net.id.as_str()))
+        .await
+        .unwrap_or_default()
+    {
+        if port.device_owner.starts_with("network:router_interface") {
+            let _ = neutron
+                .remove_router_interface(&port.device_id, &RouterInterface::Port(port.id.clone()))
+                .await;
+        } else {
+            let _ = neutron.ports().delete(&port.id).await;
+        }
+    }
+    let lh = net
+        .tags
+        .iter()
+        .find_map(|t| t.strip_prefix("kuryr.net.uuid.lh:"));
+    if let Some(lh) = lh {
+        for fip in neutron
+            .floating_ips()
+            .list(&Filters::new())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.description.contains(lh))
+        {
+            let _ = neutron.floating_ips().delete(&fip.id).await;
+        }
+    }
+    let _ = neutron.networks().delete(&net.id).await;
 }
 
 #[derive(Debug)]

@@ -96,6 +96,7 @@ pub fn config() -> DriverConfig {
         subnetpool_name_prefix: "kuryrPool".into(),
         default_subnetpool_v4: "kuryr".into(),
         default_subnetpool_v6: "kuryr6".into(),
+        default_router: None,
         enable_dhcp: true,
         veth_dst_prefix: "eth".into(),
         process_external_connectivity: true,

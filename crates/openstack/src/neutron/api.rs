@@ -225,6 +225,52 @@ impl<R: Resource> Api<R> {
             Err(e) => Err(e),
         }
     }
+
+    /// `POST` one item that `marks` finds once made (e.g. its name and a description no other
+    /// caller gives at the same moment), for resources Neutron takes no tags for in a `POST`.
+    /// A lost answer is looked up by `marks` before the request is sent again, as in
+    /// [`Self::create_once`]; `pick` chooses among what `marks` lists the item this call
+    /// made (e.g. the newest), or none.
+    ///
+    /// # Errors
+    /// As [`Self::create_once`].
+    pub async fn create_once_found_by(
+        &self,
+        spec: &R::Spec,
+        marks: &Filters,
+        pick: impl Fn(Vec<R>) -> Option<R>,
+    ) -> Result<R> {
+        let opts = self.neutron.session().options().clone();
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let err = match self.create(spec).await {
+                Ok(item) => return Ok(item),
+                Err(e) if e.may_have_acted(&opts.retriable_statuses) => e,
+                Err(e) => return Err(e),
+            };
+            if let Some(item) = pick(self.list(marks).await?) {
+                tracing::info!(
+                    "the answer to a {} create was lost ({}); Neutron had made it",
+                    R::SINGULAR,
+                    crate::error::chain(&err)
+                );
+                return Ok(item);
+            }
+            let delay = crate::transport::backoff(opts.retry_delay, attempt);
+            if attempt >= opts.retries || started.elapsed() + delay >= opts.retry_timeout {
+                return Err(err);
+            }
+            tracing::warn!(
+                attempt,
+                "{} create failed and was not made ({}); sending it again in {delay:?}",
+                R::SINGULAR,
+                crate::error::chain(&err)
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
 }
 
 impl<R: Taggable> Api<R> {
@@ -291,52 +337,6 @@ impl<R: Taggable> Api<R> {
             found.pop()
         })
         .await
-    }
-
-    /// `POST` one item that `marks` finds once made (e.g. its name and a description no other
-    /// caller gives at the same moment), for resources Neutron takes no tags for in a `POST`.
-    /// A lost answer is looked up by `marks` before the request is sent again, as in
-    /// [`Self::create_once`]; `pick` chooses among what `marks` lists the item this call
-    /// made (e.g. the newest), or none.
-    ///
-    /// # Errors
-    /// As [`Self::create_once`].
-    pub async fn create_once_found_by(
-        &self,
-        spec: &R::Spec,
-        marks: &Filters,
-        pick: impl Fn(Vec<R>) -> Option<R>,
-    ) -> Result<R> {
-        let opts = self.neutron.session().options().clone();
-        let started = std::time::Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            let err = match self.create(spec).await {
-                Ok(item) => return Ok(item),
-                Err(e) if e.may_have_acted(&opts.retriable_statuses) => e,
-                Err(e) => return Err(e),
-            };
-            if let Some(item) = pick(self.list(marks).await?) {
-                tracing::info!(
-                    "the answer to a {} create was lost ({}); Neutron had made it",
-                    R::SINGULAR,
-                    crate::error::chain(&err)
-                );
-                return Ok(item);
-            }
-            let delay = crate::transport::backoff(opts.retry_delay, attempt);
-            if attempt >= opts.retries || started.elapsed() + delay >= opts.retry_timeout {
-                return Err(err);
-            }
-            tracing::warn!(
-                attempt,
-                "{} create failed and was not made ({}); sending it again in {delay:?}",
-                R::SINGULAR,
-                crate::error::chain(&err)
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
     }
 
     /// The tags of one resource.
