@@ -46,12 +46,13 @@ impl Driver {
             self.no_fip(&req.endpoint_id);
             return Ok(created);
         };
-        let associated = match self.tagged_port_of(&req.endpoint_id).await? {
-            Some(port) => self.associate_fip(&req.endpoint_id, &port, &choice).await,
-            None => Err(DriverError::bug(format!(
+        let associated = match self.tagged_port_of(&req.endpoint_id).await {
+            Ok(Some(port)) => self.associate_fip(&req.endpoint_id, &port, &choice).await,
+            Ok(None) => Err(DriverError::bug(format!(
                 "the port of endpoint {} is not found right after CreateEndpoint made it",
                 req.endpoint_id.as_str()
             ))),
+            Err(e) => Err(e),
         };
         match associated {
             Ok(address) => {
@@ -513,7 +514,14 @@ impl Driver {
     }
 
     pub(crate) async fn delete_endpoint(&self, req: &EndpointRequest) -> Result<Empty> {
-        self.release_endpoint_fips(req).await?;
+        // The rest of the teardown happens whatever this says; its error is the answer (and
+        // the teardown is tried again).
+        let released = self.release_endpoint_fips(req).await;
+        let deleted = self.delete_endpoint_port(req).await;
+        released.and(deleted)
+    }
+
+    async fn delete_endpoint_port(&self, req: &EndpointRequest) -> Result<Empty> {
         if self.pooled_delete_endpoint(req).await? {
             return Ok(Empty {});
         }

@@ -110,6 +110,9 @@ impl Driver {
             })?;
         let api = self.neutron.floating_ips();
         self.endpoint_fips.set(endpoint.as_str(), true);
+        // A pool port that had a floating IP is not handed to another container.
+        self.pooled_exposed(endpoint.as_str());
+        self.ledger.set_exposed(endpoint.as_str());
         match choice {
             FloatingIpChoice::Auto => {
                 let router = self.router_of_subnet(&fixed.subnet_id).await?;
@@ -175,21 +178,13 @@ impl Driver {
     }
 
     async fn fip_at(&self, address: Ipv4Addr) -> Result<FloatingIp> {
-        self.neutron
-            .floating_ips()
-            .list(&Filters::new().eq("floating_ip_address", address.to_string()))
-            .await
-            .map_err(neutron_err(format_args!(
-                "looking up floating IP {address}"
-            )))?
-            .pop()
-            .ok_or_else(|| {
-                DriverError::not_found(format!(
-                    "{address} is not a floating IP of the project; allocate it first \
+        self.project_fips_at(address).await?.pop().ok_or_else(|| {
+            DriverError::not_found(format!(
+                "{address} is not a floating IP of the project; allocate it first \
                      (openstack floating ip create --floating-ip-address {address} <external \
                      network>) or ask for a new one with {FLOATING_IP_OPTION}=auto"
-                ))
-            })
+            ))
+        })
     }
 
     /// The endpoint goes: the floating IP kuryr allocated for it is released, one the user

@@ -499,6 +499,11 @@ impl Driver {
                 pools.extend(subnet.subnetpool_id.clone());
                 continue;
             }
+            // Another Docker network on this Neutron network may still use it.
+            if self.subnet_in_use(&subnet).await? {
+                tracing::warn!(subnet = %subnet.id, "subnet of an adopted network still in use; left in place, with its router");
+                continue;
+            }
             self.detach_subnets(std::slice::from_ref(&subnet)).await?;
             match self.neutron.subnets().delete(&subnet.id).await {
                 Ok(_) => pools.extend(subnet.subnetpool_id.clone()),
@@ -515,6 +520,7 @@ impl Driver {
         }
         let mut ours = id_tags(&req.network_id).to_vec();
         ours.push(existing_network_tag(&req.network_id));
+        ours.push(mapping::fip_auto_tag(&req.network_id));
         self.remove_tags(self.neutron.networks(), &network.id, &network.tags, &ours)
             .await
             .map_err(neutron_err(format_args!(
@@ -523,6 +529,27 @@ impl Driver {
             )))?;
         self.forget_pools(pools).await?;
         Ok(Empty {})
+    }
+
+    /// Whether a subnet holds ports other than Neutron's own (router interfaces, DHCP).
+    async fn subnet_in_use(&self, subnet: &Subnet) -> Result<bool> {
+        let ports = self
+            .neutron
+            .ports()
+            .list(
+                &Filters::new()
+                    .eq("network_id", subnet.network_id.as_str())
+                    .eq("fixed_ips", format!("subnet_id={}", subnet.id))
+                    .fields(["id", "device_owner"]),
+            )
+            .await
+            .map_err(neutron_err(format_args!(
+                "listing the ports of subnet {}",
+                subnet.id
+            )))?;
+        Ok(ports
+            .iter()
+            .any(|p| !p.device_owner.starts_with("network:")))
     }
 
     /// Pools released before DeleteNetwork (Docker 20.10's order) go once their subnets

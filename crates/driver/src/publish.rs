@@ -302,12 +302,7 @@ impl Driver {
     /// A floating IP the user named as the host IP of `-p`.
     async fn user_fip(&self, address: Ipv4Addr, network: &DockerId) -> Result<FloatingIp> {
         let api = self.neutron.floating_ips();
-        let mut found = api
-            .list(&Filters::new().eq("floating_ip_address", address.to_string()))
-            .await
-            .map_err(neutron_err(format_args!(
-                "looking up floating IP {address}"
-            )))?;
+        let mut found = self.project_fips_at(address).await?;
         let Some(fip) = found.pop() else {
             return Err(DriverError::not_found(format!(
                 "-p {address}:...: {address} is not a floating IP of the project; kuryr \
@@ -316,17 +311,29 @@ impl Driver {
                  to use the network's floating IP"
             )));
         };
+        if mapping::is_published_fip_description(&fip.description)
+            || mapping::endpoint_of_fip_description(&fip.description).is_some()
+        {
+            return Err(DriverError::conflict(format!(
+                "-p {address}:...: {address} is a floating IP kuryr allocated ({}) and releases \
+                 with what it serves; name a floating IP of your own",
+                fip.description
+            )));
+        }
         if let Some(port) = &fip.port_id {
             return Err(DriverError::conflict(format!(
                 "floating IP {address} is associated with port {port}, and Neutron forwards \
                  ports only on a floating IP without one; disassociate it or name another"
             )));
         }
+        // One tag at a time: another Docker network may tag the same floating IP meanwhile.
         let mut tags = id_tags(network).to_vec();
         tags.push(USER_FIP_TAG.to_owned());
-        self.add_tags(api, &fip.id, &fip.tags, &tags)
-            .await
-            .map_err(neutron_err(format_args!("tagging floating IP {address}")))?;
+        for tag in tags.iter().filter(|t| !fip.tags.contains(t)) {
+            api.add_tag(&fip.id, tag)
+                .await
+                .map_err(neutron_err(format_args!("tagging floating IP {address}")))?;
+        }
         Ok(fip)
     }
 
@@ -467,8 +474,33 @@ impl Driver {
         if !other_networks {
             tags.push(USER_FIP_TAG.to_owned());
         }
-        self.remove_tags(self.neutron.floating_ips(), &fip.id, &fip.tags, &tags)
+        // One tag at a time, as they were added.
+        let api = self.neutron.floating_ips();
+        for tag in tags.iter().filter(|t| fip.tags.contains(t)) {
+            api.remove_tag(&fip.id, tag).await?;
+        }
+        Ok(())
+    }
+
+    /// The floating IPs of kuryr's project at an address (admin credentials see others').
+    pub(crate) async fn project_fips_at(&self, address: Ipv4Addr) -> Result<Vec<FloatingIp>> {
+        let project = self
+            .neutron
+            .session()
+            .project_id()
             .await
+            .map_err(neutron_err("finding kuryr's project"))?;
+        let mut filters = Filters::new().eq("floating_ip_address", address.to_string());
+        if let Some(project) = project {
+            filters = filters.eq("project_id", project);
+        }
+        self.neutron
+            .floating_ips()
+            .list(&filters)
+            .await
+            .map_err(neutron_err(format_args!(
+                "looking up floating IP {address}"
+            )))
     }
 
     async fn release_fip(&self, fip: &FloatingIp) -> Result<()> {

@@ -186,7 +186,7 @@ impl Driver {
             let (looked_at, orphans) = self.survey_subnetpools(docker, now, min_age).await?;
             survey.subnetpools = looked_at;
             survey.findings.extend(orphans);
-            let (looked_at, orphans) = self.survey_floating_ips(docker).await?;
+            let (looked_at, orphans) = self.survey_floating_ips(docker, now, min_age).await?;
             survey.floating_ips = looked_at;
             survey.findings.extend(orphans);
         }
@@ -342,7 +342,12 @@ impl Driver {
     /// The floating IPs kuryr allocated on this host for an endpoint Docker no longer has
     /// (a crash between allocating and answering CreateEndpoint) or for the published ports
     /// of a network Docker no longer has (a DeleteNetwork that never came).
-    async fn survey_floating_ips(&self, docker: &DockerView) -> Result<(usize, Vec<Finding>)> {
+    async fn survey_floating_ips(
+        &self,
+        docker: &DockerView,
+        now: chrono::DateTime<chrono::Utc>,
+        min_age: Duration,
+    ) -> Result<(usize, Vec<Finding>)> {
         let fips = self
             .neutron
             .floating_ips()
@@ -372,7 +377,12 @@ impl Driver {
             } else {
                 None
             };
-            if let Some(why) = why {
+            let old = old_enough_at(
+                fip.updated_at.as_deref().or(fip.created_at.as_deref()),
+                now,
+                min_age,
+            );
+            if let Some(why) = why.filter(|_| old) {
                 findings.push(Finding {
                     kind: OrphanKind::FloatingIp,
                     resource: fip.id.clone(),

@@ -66,6 +66,8 @@ pub(super) struct Released {
     pub port: Port,
     pub key: PoolKey,
     pub owned: bool,
+    /// Its holder may have had published ports or a floating IP on it.
+    pub external: bool,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +111,7 @@ impl Book {
             key: key.clone(),
             endpoint: None,
             exposed: false,
+            external: false,
         });
         Some(port)
     }
@@ -150,6 +153,7 @@ impl Book {
             endpoint: Some(endpoint.to_owned()),
             // Unknown after a restart: RevokeExternalConnectivity asks Neutron.
             exposed: true,
+            external: false,
         };
         self.ports
             .entry(id)
@@ -208,6 +212,7 @@ impl Book {
             .find(|s| matches!(s, Slot::Held(h) if h.endpoint.as_deref() == Some(endpoint_id)))
         {
             held.exposed = true;
+            held.external = true;
         }
     }
 
@@ -236,6 +241,7 @@ impl Book {
             port: held.port.clone(),
             key: held.key.clone(),
             owned: entry.owned,
+            external: held.external,
         };
         entry.slot = Slot::Recycling;
         Some(released)

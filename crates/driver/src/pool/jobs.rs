@@ -38,6 +38,8 @@ pub enum Job {
         key: PoolKey,
         /// Its owner may be in Neutron: resetting takes requests.
         owned: bool,
+        /// Its holder may have had port forwardings or a floating IP on its address.
+        external: bool,
     },
     /// A free port found by a scan: its interface readied, then into its pool.
     Recover {
@@ -102,9 +104,14 @@ impl Pools {
                     tracing::warn!(port = %port_id, endpoint = %endpoint_id, "recording the endpoint on its port: {e}");
                 }
             }
-            Job::Recycle { port, key, owned } => {
+            Job::Recycle {
+                port,
+                key,
+                owned,
+                external,
+            } => {
                 let id = port.id.clone();
-                match self.reset_and_pool(*port, key, owned).await {
+                match self.reset_and_pool(*port, key, owned, external).await {
                     Ok(pooled) => {
                         if pooled {
                             self.state().counters.recycled += 1;
@@ -167,13 +174,21 @@ impl Pools {
         port: Port,
         key: PoolKey,
         owned: bool,
+        external: bool,
     ) -> Result<bool, kuryr_openstack::Error> {
         let full_or_closing = {
             let st = self.state();
             st.closing.contains(&key.network_id)
                 || st.book.free_count(&key) >= self.max_free(&st, &key)
         };
-        if full_or_closing {
+        // Port forwardings and floating IPs follow the address, which a recycled port keeps:
+        // deleting the port removes them with it (an exposed-ports group still on the port
+        // tells the same after a restart).
+        let exposed_group = port
+            .security_groups
+            .iter()
+            .any(|g| !key.security_groups.contains(g));
+        if full_or_closing || external || exposed_group {
             self.delete(&port.id).await;
             return Ok(false);
         }

@@ -162,6 +162,10 @@ pub struct Held {
     pub endpoint: Option<String>,
     /// Whether ProgramExternalConnectivity gave the endpoint an exposed-ports group.
     pub exposed: bool,
+    /// Whether the endpoint may have had port forwardings or a floating IP on the port's
+    /// address: the port is then deleted, not recycled (unknown after a restart: the recycle
+    /// job looks at its security groups).
+    pub external: bool,
 }
 
 impl Held {
@@ -480,6 +484,7 @@ impl Pools {
                     port: Box::new(r.port),
                     key: r.key,
                     owned: r.owned,
+                    external: r.external,
                 });
                 true
             }
@@ -502,6 +507,8 @@ impl Pools {
             port: Box::new(port),
             key,
             owned: false,
+            // Unknown after a restart: its security groups tell (below).
+            external: false,
         });
         true
     }

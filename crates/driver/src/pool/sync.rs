@@ -110,6 +110,8 @@ impl Pools {
                         port: Box::new(port),
                         key,
                         owned: false,
+                        // Unknown: its security groups tell.
+                        external: false,
                     });
                 }
                 (verdict, _, _) => {

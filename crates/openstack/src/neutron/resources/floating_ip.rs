@@ -19,6 +19,8 @@ pub struct FloatingIp {
     pub description: String,
     pub tags: Vec<String>,
     pub revision_number: u64,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
 }
 
 /// Fields of a floating IP to create or change.
