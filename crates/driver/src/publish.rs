@@ -71,7 +71,22 @@ impl std::fmt::Display for Published {
 
 /// Read Docker's port map (validated before anything is made).
 pub fn wanted(bindings: &[PortBinding]) -> Result<Vec<Wanted>> {
-    bindings.iter().map(wanted_one).collect()
+    let wanted: Vec<Wanted> = bindings.iter().map(wanted_one).collect::<Result<_>>()?;
+    // Neutron forwards one internal address and port from one place only ("port collision
+    // with the internal_port_range"), whatever the floating IPs.
+    for (i, w) in wanted.iter().enumerate() {
+        if wanted[..i]
+            .iter()
+            .any(|o| o.protocol == w.protocol && o.internal == w.internal)
+        {
+            return Err(DriverError::invalid(format!(
+                "container port {}/{} is published twice; Neutron forwards a container port \
+                 from one floating IP port only: publish it once",
+                w.internal, w.protocol
+            )));
+        }
+    }
+    Ok(wanted)
 }
 
 fn wanted_one(b: &PortBinding) -> Result<Wanted> {
@@ -612,7 +627,7 @@ mod tests {
             binding(6, "", 80, (18080, 18080)),
             binding(17, "172.24.4.57", 53, (18120, 18120)),
             binding(132, "0.0.0.0", 53, (0, 0)),
-            binding(6, "", 80, (18100, 18110)),
+            binding(6, "", 81, (18100, 18110)),
         ])
         .unwrap();
         assert_eq!(
@@ -638,11 +653,27 @@ mod tests {
                 },
                 Wanted {
                     protocol: "tcp",
-                    internal: 80,
+                    internal: 81,
                     address: None,
                     host_ports: (18100, 18110)
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn refuses_a_container_port_published_twice() {
+        let err = wanted(&[
+            binding(6, "", 80, (8080, 8080)),
+            binding(17, "", 80, (8080, 8080)),
+            binding(6, "172.24.4.57", 80, (8081, 8081)),
+        ])
+        .unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(
+            err.report().contains("80/tcp is published twice"),
+            "{}",
+            err.report()
         );
     }
 

@@ -595,6 +595,79 @@ async fn containers_reach_the_outside_and_published_ports_answer_from_it() {
             .await;
         assert_eq!(page, "picked");
 
+        // -p IP:HOSTPORT:PORT on a floating IP of the project, and a host port range.
+        let public = n
+            .networks()
+            .list(&Filters::new().eq("name", "public"))
+            .await
+            .unwrap()
+            .pop()
+            .expect("the stack's external network public");
+        let mine = n
+            .floating_ips()
+            .create(&kuryr_openstack::neutron::FloatingIpSpec {
+                floating_network_id: Some(public.id.clone()),
+                description: Some(k.name("mine")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // (Neutron forwards a container port from one place only: two ports, two servers.)
+        let web3 = k.name("named");
+        k.containers.lock().unwrap().push(web3.clone());
+        let named = format!("{}:18095:80", mine.floating_ip_address);
+        k.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &web3,
+            "--net",
+            &net,
+            "-p",
+            &named,
+            "-p",
+            "18100-18110:81",
+            &image(),
+            "sh",
+            "-c",
+            "mkdir -p /www && echo third > /www/index.html && httpd -p 81 -h /www && \
+             exec httpd -f -p 80 -h /www",
+        ])
+        .await;
+        let on_mine = forwardings(&n, &mine).await;
+        assert_eq!(
+            on_mine
+                .iter()
+                .map(|pf| (pf.external_port, pf.internal_port))
+                .collect::<Vec<_>>(),
+            vec![(Some(18095), Some(80))]
+        );
+        let ranged = forwardings(&n, &fip)
+            .await
+            .into_iter()
+            .find(|pf| pf.internal_port == Some(81))
+            .expect("a forwarding for the range");
+        assert_eq!(
+            ranged.external_port,
+            Some(18100),
+            "the range's first free port"
+        );
+        for url in [
+            format!("http://{}:18095/", mine.floating_ip_address),
+            format!("http://{}:18100/", fip.floating_ip_address),
+        ] {
+            assert_eq!(outside.fetch(&url).await, "third");
+        }
+        k.remove_container(&web3).await;
+        let kept = n.floating_ips().get(&mine.id).await.unwrap();
+        assert!(forwardings(&n, &kept).await.is_empty());
+        assert!(
+            !has_kuryr_tag(&kept.tags),
+            "the user's floating IP stays, without kuryr's tags: {:?}",
+            kept.tags
+        );
+        n.floating_ips().delete(&mine.id).await.unwrap();
+
         // Each container's forwardings go with it; the floating IP with the last one.
         k.remove_container(&web1).await;
         let left = forwardings(&n, &fip).await;
