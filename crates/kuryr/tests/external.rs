@@ -98,6 +98,27 @@ async fn network_fip(n: &Neutron, docker_net: &str) -> Option<FloatingIp> {
     found.pop()
 }
 
+/// A floating IP the test allocates from the stack's external network, as a user would.
+async fn user_floating_ip(k: &Kuryr) -> FloatingIp {
+    let public = k
+        .neutron
+        .networks()
+        .list(&Filters::new().eq("name", "public"))
+        .await
+        .unwrap()
+        .pop()
+        .expect("the stack's external network public (scripts/stack up makes it)");
+    k.neutron
+        .floating_ips()
+        .create(&kuryr_openstack::neutron::FloatingIpSpec {
+            floating_network_id: Some(public.id),
+            description: Some(k.name("mine")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 async fn forwardings(n: &Neutron, fip: &FloatingIp) -> Vec<PortForwarding> {
     n.port_forwardings(&fip.id)
         .unwrap()
@@ -596,22 +617,7 @@ async fn containers_reach_the_outside_and_published_ports_answer_from_it() {
         assert_eq!(page, "picked");
 
         // -p IP:HOSTPORT:PORT on a floating IP of the project, and a host port range.
-        let public = n
-            .networks()
-            .list(&Filters::new().eq("name", "public"))
-            .await
-            .unwrap()
-            .pop()
-            .expect("the stack's external network public");
-        let mine = n
-            .floating_ips()
-            .create(&kuryr_openstack::neutron::FloatingIpSpec {
-                floating_network_id: Some(public.id.clone()),
-                description: Some(k.name("mine")),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let mine = user_floating_ip(&k).await;
         // (Neutron forwards a container port from one place only: two ports, two servers.)
         let web3 = k.name("named");
         k.containers.lock().unwrap().push(web3.clone());
@@ -830,22 +836,7 @@ async fn containers_get_floating_ips_of_their_own_on_request() {
         assert_eq!(page, "own");
 
         // One container names a floating IP of the project; none opts out.
-        let public = n
-            .networks()
-            .list(&Filters::new().eq("name", "public"))
-            .await
-            .unwrap()
-            .pop()
-            .expect("the stack's external network public");
-        let mine = n
-            .floating_ips()
-            .create(&kuryr_openstack::neutron::FloatingIpSpec {
-                floating_network_id: Some(public.id.clone()),
-                description: Some(k.name("mine")),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let mine = user_floating_ip(&k).await;
         let named = k.name("named");
         let spec = format!(
             "name={net},driver-opt=neutron.floatingip={}",
