@@ -309,7 +309,7 @@ fn pool_target(k: &Kuryr, conf: &PathBuf, network_id: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_configuration_pools_from_a_networks_first_container_on() {
-    let cidr = "10.206.7.0/24";
+    let cidr = "10.206.10.0/24";
     with_kuryr_unstarted("pool-default", &[cidr], |k| async move {
         // The stack's kuryr.conf says nothing about pools.
         let conf = config_file();

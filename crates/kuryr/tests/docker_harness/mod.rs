@@ -344,6 +344,22 @@ where
     }
 }
 
+/// Each CIDR belongs to one test of a suite: the tests of a suite run at once, and a test
+/// purges what earlier runs left in its CIDRs, which would remove another test's network.
+/// A CIDR claimed twice fails at once, naming both tests, instead of failing by chance.
+fn claim_cidrs(test: &str, cidrs: &[&str]) {
+    static CLAIMED: OnceLock<Mutex<std::collections::HashMap<String, String>>> = OnceLock::new();
+    let mut claimed = CLAIMED.get_or_init(Default::default).lock().unwrap();
+    for cidr in cidrs {
+        if let Some(owner) = claimed.insert((*cidr).to_owned(), test.to_owned()) {
+            assert_eq!(
+                owner, test,
+                "tests {owner} and {test} of this suite both use {cidr}; give one of them a CIDR of its own"
+            );
+        }
+    }
+}
+
 /// `with_kuryr` without a daemon: the body starts its own (`serve_with`).
 pub async fn with_kuryr_unstarted<F, Fut>(test: &str, cidrs: &[&str], body: F)
 where
@@ -767,6 +783,7 @@ impl Kuryr {
     /// Resources left by an earlier run of this test that was killed before its clean-up:
     /// networks this file's tests (or kuryr for them) made with these CIDRs, and their pools.
     pub async fn purge_leftovers(&self, cidrs: &[&str]) {
+        claim_cidrs(&self.prefix, cidrs);
         for cidr in cidrs {
             let subnets = self
                 .neutron
