@@ -58,6 +58,8 @@ pub(super) enum Put {
     AlreadyThere,
     /// The pool is full or its network going away: to be deleted (now [`Slot::Deleting`]).
     Rejected,
+    /// No longer the pools' (the usual path took it over, or a job deletes it): left alone.
+    NotOurs,
 }
 
 /// What a released port needs: reset (if its owner may be in Neutron) and pooled again.
@@ -116,23 +118,25 @@ impl Book {
         Some(port)
     }
 
-    /// Offer a port to its pool: pooled unless `refuse` (the pool is full or its network is
-    /// going away); a port already free or held stays where it is.
+    /// Offer a port on its way in (entering or recycling) to its pool: pooled unless
+    /// `refuse` (the pool is full or its network is going away). A port already free or
+    /// held stays where it is, and one the book let go of (taken over by the usual path,
+    /// deleted) never comes back: a job that ends late must not pool a port someone else
+    /// has, or one that is gone from Neutron.
     pub fn put_free(&mut self, key: PoolKey, port: Port, refuse: bool) -> Put {
-        if matches!(self.slot(&port.id), Some(Slot::Free { .. } | Slot::Held(_))) {
-            return Put::AlreadyThere;
+        let Some(entry) = self.ports.get_mut(&port.id) else {
+            return Put::NotOurs;
+        };
+        match entry.slot {
+            Slot::Free { .. } | Slot::Held(_) => return Put::AlreadyThere,
+            Slot::Deleting => return Put::NotOurs,
+            Slot::Entering { .. } | Slot::Recycling => {}
         }
-        let id = port.id.clone();
-        let entry = self.ports.entry(id.clone()).or_insert(Entry {
-            slot: Slot::Deleting,
-            network_id: port.network_id.clone(),
-            plugged: false,
-            owned: false,
-        });
         if refuse {
             entry.slot = Slot::Deleting;
             return Put::Rejected;
         }
+        let id = port.id.clone();
         entry.slot = Slot::Free {
             key: key.clone(),
             port,
@@ -493,6 +497,7 @@ mod tests {
     fn book_with(ids: &[&str]) -> Book {
         let mut b = Book::default();
         for (i, id) in ids.iter().enumerate() {
+            b.enter(id, key("s1"));
             assert_eq!(
                 b.put_free(key("s1"), port(id, &format!("10.0.0.{}", i + 10)), false),
                 Put::Pooled
@@ -638,10 +643,34 @@ mod tests {
         assert_eq!(b.free_count(&key("s1")), 0);
     }
 
+    /// A job that ends after the port left the pools (the usual path took it over after a
+    /// restart, or it is being deleted) does not bring it back: it would be handed to a
+    /// container while someone else has it, or after it is gone from Neutron.
+    #[test]
+    fn a_port_the_book_let_go_of_is_never_pooled_again() {
+        let mut b = Book::default();
+        b.enter("r", key("s1"));
+        assert!(!b.forget("r"));
+        assert_eq!(
+            b.put_free(key("s1"), port("r", "10.0.0.20"), false),
+            Put::NotOurs
+        );
+        assert_eq!(slot_name(&b, "r"), "gone");
+        let mut b = book_with(&["a"]);
+        b.drain_free(|_| true);
+        assert_eq!(
+            b.put_free(key("s1"), port("a", "10.0.0.10"), false),
+            Put::NotOurs
+        );
+        assert_eq!(slot_name(&b, "a"), "deleting");
+        assert!(b.take(&key("s1")).is_none());
+    }
+
     #[test]
     fn closing_a_network_drains_its_free_ports_only() {
         let mut b = book_with(&["a", "b", "c"]);
         b.take(&key("s1"));
+        b.enter("d", key("s2"));
         b.put_free(key("s2"), port("d", "10.0.1.10"), false);
         let drained = b.drain_free(|k| k.subnet_id == "s1");
         assert_eq!(drained, vec!["b".to_string(), "c".to_string()]);

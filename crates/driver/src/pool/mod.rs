@@ -493,15 +493,30 @@ impl Pools {
     }
 
     /// A pool port of this host released through the usual path (the daemon restarted
-    /// while a container held it): recycled in the background. False for other ports.
+    /// while a container held it): recycled in the background. False for other ports (the
+    /// caller deletes them). A port the pools already have (a scan put it back, another
+    /// container holds it now, a job deletes it) is theirs: a release that comes late, or is
+    /// replayed after a restart, leaves it alone. Neutron is never told to delete a port
+    /// the pools may hand out.
     pub fn recycle(self: &Arc<Self>, port: Port) -> bool {
         if port.binding_host_id != self.host || !port.tags.contains(&self.tag()) {
             return false;
         }
+        let mut st = self.state();
+        if st.book.knows(&port.id) {
+            tracing::debug!(port = %port.id, "a release of a port the pools have already; nothing to do");
+            return true;
+        }
         let Some(key) = self.wanted_key_of(&port) else {
-            return false;
+            // The pools' defaults are not known yet: the port goes, through the book, so
+            // that no scan recovers it meanwhile.
+            st.book.deleting(&port);
+            drop(st);
+            self.enqueue(Job::Delete { port_id: port.id });
+            return true;
         };
-        self.state().book.recycle_found(&port);
+        st.book.recycle_found(&port);
+        drop(st);
         // Neutron tells what needs resetting.
         self.enqueue(Job::Recycle {
             port: Box::new(port),
@@ -561,6 +576,7 @@ impl Pools {
         };
         match put {
             Put::Pooled | Put::AlreadyThere => true,
+            Put::NotOurs => false,
             Put::Rejected => {
                 self.enqueue(Job::Delete { port_id: id });
                 false
