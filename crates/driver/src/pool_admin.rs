@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DriverError, Result};
 use crate::mapping::is_uuid;
 use crate::options::Named;
-use crate::pool::{pool_subnets, HostMark, PoolCounters, PoolInfo};
+use crate::pool::{pool_subnets, unix_now, HostMark, PoolCounters, PoolInfo};
 use crate::Driver;
 
 /// How often the networks and subnets in use are read again.
@@ -207,6 +207,7 @@ impl Driver {
         let Ok(binder) = self.binder().await else {
             return view;
         };
+        let now = unix_now();
         for port in ports {
             if pools.is_known(&port.id) {
                 continue;
@@ -215,14 +216,23 @@ impl Driver {
                 continue;
             };
             let away = link.peer_netns_id.is_some();
-            let endpoint = match (HostMark::from_alias(link.alias.as_deref()), away) {
+            let mark = HostMark::from_alias(link.alias.as_deref());
+            let endpoint = match (mark, away) {
                 (HostMark::Free, false) => continue,
+                // Its address went to Docker just before the daemon stopped; the endpoint
+                // may still come (Docker retries), so it is not free yet.
+                (mark @ HostMark::Requested(_), false) => {
+                    if mark.requested_recently(now) {
+                        view.held.insert(port.id.clone());
+                    }
+                    continue;
+                }
                 (HostMark::Endpoint(_), false) => {
                     view.settling.insert(port.id.clone());
                     continue;
                 }
                 (HostMark::Endpoint(endpoint), true) => Some(endpoint),
-                (HostMark::Free | HostMark::Unmarked, _) => {
+                (HostMark::Free | HostMark::Requested(_) | HostMark::Unmarked, _) => {
                     match binder.ovsdb.endpoint_of(&port.id).await {
                         Ok(endpoint) => endpoint,
                         Err(e) => {

@@ -71,6 +71,15 @@ impl Driver {
             pools.forget_port(&port.id);
             return Ok(None);
         };
+        // Neutron shows the port free until its owner is written: the host's mark is what
+        // tells a daemon restarted before CreateEndpoint that Docker has the address.
+        if pools.is_plugged(&port.id) {
+            if let Err(e) = pools.mark_requested(&port.id).await {
+                tracing::warn!(port = %port.id, "{}; the port goes back to its pool", e.report());
+                pools.release(&port.id);
+                return Ok(None);
+            }
+        }
         Ok(Some(RequestAddressResponse {
             address: with_prefix(ip, &subnet)?,
             data: Default::default(),

@@ -670,6 +670,101 @@ async fn after_kill_9_no_port_is_lost_leaked_or_handed_out_twice() {
     .await;
 }
 
+/// The daemon killed between Docker's RequestAddress (answered from a pool) and its
+/// CreateEndpoint: Neutron still shows the port free, yet Docker holds its address. The
+/// restarted daemon must not hand that address to another container, and must serve the
+/// CreateEndpoint that Docker sends it next with that very port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_answered_before_a_kill_is_not_handed_out_again() {
+    let cidr = "10.206.11.0/24";
+    with_kuryr_unstarted("pool-kill-request", &[cidr], |k| async move {
+        let settings = "ports_pool_min = 0\nports_pool_batch = 3\nports_pool_update_frequency = 1";
+        let conf = start_pooled(&k, settings).await;
+        let net = k.name("net");
+        let docker_id = k.create_network(&net, &["--subnet", cidr]).await;
+        let network = k.network_of(&docker_id).await;
+        let pool_id = k.subnets_on(&network.id).await[0]
+            .subnetpool_id
+            .clone()
+            .expect("a kuryr subnet has a subnetpool");
+        let (ok, _, err) = kuryr_cli(&k, &conf, &["pool", "populate", &docker_id, "--count", "3"]);
+        assert!(ok, "{err}");
+        eventually("three free ports", || async {
+            (pool_counts(&k, &conf, &network.id).0 == 3).then_some(())
+        })
+        .await;
+        let socket = plugin_socket(&k);
+        let request = serde_json::json!({"PoolID": pool_id, "Address": "", "Options": {}});
+        let (status, answer) = plugin_call(&socket, "/IpamDriver.RequestAddress", &request);
+        assert_eq!(status, 200, "RequestAddress: {answer}");
+        let taken = answer["Address"].as_str().unwrap().to_owned();
+        let taken_ip = taken.split('/').next().unwrap().to_owned();
+        let port = free_pool_ports(&k, &network.id)
+            .await
+            .into_iter()
+            .find(|p| p.fixed_ips.iter().any(|f| f.ip_address == taken_ip))
+            .expect("the pool port of the address is in Neutron, still free there");
+
+        {
+            let mut daemon = k.daemon.lock().unwrap();
+            let d = daemon.as_mut().unwrap();
+            d.child.kill().unwrap();
+            d.child.wait().unwrap();
+        }
+        k.serve_with(&conf, &plugin_socket(&k), false).await;
+        eventually("the two other free ports recovered", || async {
+            (pool_counts(&k, &conf, &network.id).0 >= 2).then_some(())
+        })
+        .await;
+        // Other containers' requests, pool hits and misses: never the address Docker holds.
+        let mut others = Vec::new();
+        for _ in 0..4 {
+            let (status, answer) = plugin_call(&socket, "/IpamDriver.RequestAddress", &request);
+            assert_eq!(status, 200, "RequestAddress: {answer}");
+            let address = answer["Address"].as_str().unwrap().to_owned();
+            assert_ne!(address, taken, "{taken} handed out again after the restart");
+            others.push(address);
+        }
+        // Docker's next call for the first container: its endpoint on that same port.
+        let endpoint = format!("{:0>64}", "e1");
+        let create = serde_json::json!({
+            "NetworkID": docker_id,
+            "EndpointID": endpoint,
+            "Interface": {"Address": taken, "AddressIPv6": "", "MacAddress": ""},
+            "Options": {},
+        });
+        let (status, answer) = plugin_call(&socket, "/NetworkDriver.CreateEndpoint", &create);
+        assert_eq!(status, 200, "CreateEndpoint: {answer}");
+        let holders: Vec<Port> = k
+            .ports_on(&network.id)
+            .await
+            .into_iter()
+            .filter(|p| p.fixed_ips.iter().any(|f| f.ip_address == taken_ip))
+            .collect();
+        assert_eq!(holders.len(), 1, "one port holds {taken}: {holders:#?}");
+        assert_eq!(
+            holders[0].id, port.id,
+            "the endpoint has the port Docker was answered with"
+        );
+
+        let ids = serde_json::json!({"NetworkID": docker_id, "EndpointID": endpoint});
+        let (status, answer) = plugin_call(&socket, "/NetworkDriver.DeleteEndpoint", &ids);
+        assert_eq!(status, 200, "DeleteEndpoint: {answer}");
+        for address in others.iter().chain([&taken]) {
+            let ip = address.split('/').next().unwrap();
+            let release = serde_json::json!({"PoolID": pool_id, "Address": ip});
+            let (status, answer) = plugin_call(&socket, "/IpamDriver.ReleaseAddress", &release);
+            assert_eq!(status, 200, "ReleaseAddress {ip}: {answer}");
+        }
+        k.remove_network(&net).await;
+        eventually("no port left on the network", || async {
+            k.ports_on(&network.id).await.is_empty().then_some(())
+        })
+        .await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_do_not_grow_the_pools() {
     let cidr = "10.206.7.0/24";

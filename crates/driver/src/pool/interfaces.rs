@@ -5,8 +5,11 @@
 //! CreateEndpoint and DeleteEndpoint only relabel the host end.
 //!
 //! The label is the host end's alias (`ip link set tapX alias ...`), which outlives the
-//! daemon: [`FREE_ALIAS`] while the port is free, `kuryr-endpoint=<endpoint id>` while a
-//! container has it. A restarted daemon reads it to tell the two apart ([`HostMark`]).
+//! daemon: [`FREE_ALIAS`] while the port is free, `kuryr-requested=<unix time>` from the
+//! RequestAddress that hands its address to Docker, `kuryr-endpoint=<endpoint id>` while a
+//! container has it. A restarted daemon reads it to tell them apart ([`HostMark`]): until a
+//! container's endpoint has the port, nothing else (Neutron shows the port free) says that
+//! Docker holds its address.
 //! Other bindings (hybrid plug, Linux bridge, scripts) are plugged by CreateEndpoint as
 //! without pools.
 
@@ -22,12 +25,21 @@ use crate::error::{host_err, neutron_err, Result};
 /// The alias of the host end of a free port's veth.
 pub const FREE_ALIAS: &str = "kuryr-pool-port";
 const ENDPOINT_ALIAS_PREFIX: &str = "kuryr-endpoint=";
+const REQUESTED_ALIAS_PREFIX: &str = "kuryr-requested=";
+
+/// How long an address handed to Docker counts as Docker's when no endpoint has come for
+/// it. Docker sends CreateEndpoint right after RequestAddress and retries a call the
+/// plugin does not answer for 30 s; after that it has given the container up.
+pub const REQUESTED_HOLD: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What the host end of a pool port's veth says about who has the port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostMark {
     /// Waiting in the pool.
     Free,
+    /// Its address was handed to Docker (at this many seconds since the Unix epoch); no
+    /// endpoint yet.
+    Requested(u64),
     /// A container's endpoint has it.
     Endpoint(String),
     /// Plugged without a mark: by CreateEndpoint's usual path, so a container has it.
@@ -38,17 +50,41 @@ impl HostMark {
     pub fn from_alias(alias: Option<&str>) -> HostMark {
         match alias {
             Some(FREE_ALIAS) => HostMark::Free,
-            Some(a) => match a.strip_prefix(ENDPOINT_ALIAS_PREFIX) {
-                Some(endpoint) if !endpoint.is_empty() => HostMark::Endpoint(endpoint.to_owned()),
-                _ => HostMark::Unmarked,
-            },
+            Some(a) => {
+                if let Some(at) = a.strip_prefix(REQUESTED_ALIAS_PREFIX) {
+                    return at.parse().map_or(HostMark::Unmarked, HostMark::Requested);
+                }
+                match a.strip_prefix(ENDPOINT_ALIAS_PREFIX) {
+                    Some(endpoint) if !endpoint.is_empty() => {
+                        HostMark::Endpoint(endpoint.to_owned())
+                    }
+                    _ => HostMark::Unmarked,
+                }
+            }
             None => HostMark::Unmarked,
         }
+    }
+
+    /// Whether Docker may still hold the address of a port marked so `now` (seconds since
+    /// the Unix epoch): marked requested less than [`REQUESTED_HOLD`] ago.
+    pub fn requested_recently(&self, now: u64) -> bool {
+        matches!(self, HostMark::Requested(at) if now.saturating_sub(*at) < REQUESTED_HOLD.as_secs())
     }
 }
 
 fn endpoint_alias(endpoint_id: &str) -> String {
     format!("{ENDPOINT_ALIAS_PREFIX}{endpoint_id}")
+}
+
+fn requested_alias(now: u64) -> String {
+    format!("{REQUESTED_ALIAS_PREFIX}{now}")
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Whether free ports of this binding wait plugged in.
@@ -200,6 +236,19 @@ impl Pools {
             )))
     }
 
+    /// RequestAddress handed the port's address to Docker: marked so before Docker hears
+    /// of it, so that a daemon restarted before the endpoint comes leaves the port alone.
+    pub(crate) async fn mark_requested(&self, port_id: &str) -> Result<()> {
+        self.binder()
+            .await?
+            .netlink
+            .set_alias(&veth_names(port_id).host, &requested_alias(unix_now()))
+            .await
+            .map_err(host_err(format!(
+                "marking the interface of port {port_id} as handed to Docker"
+            )))
+    }
+
     /// A port back from a container, its interface home: free again.
     async fn mark_free(&self, port_id: &str) -> Result<()> {
         self.binder()
@@ -260,6 +309,14 @@ mod tests {
         );
         assert_eq!(HostMark::from_alias(None), HostMark::Unmarked);
         assert_eq!(
+            HostMark::from_alias(Some(&requested_alias(1_700_000_000))),
+            HostMark::Requested(1_700_000_000)
+        );
+        assert_eq!(
+            HostMark::from_alias(Some("kuryr-requested=soon")),
+            HostMark::Unmarked
+        );
+        assert_eq!(
             HostMark::from_alias(Some(ENDPOINT_ALIAS_PREFIX)),
             HostMark::Unmarked
         );
@@ -267,5 +324,17 @@ mod tests {
             HostMark::from_alias(Some("set by an operator")),
             HostMark::Unmarked
         );
+    }
+
+    #[test]
+    fn a_requested_mark_holds_the_port_for_a_while() {
+        let at = 1_700_000_000;
+        let mark = HostMark::Requested(at);
+        assert!(mark.requested_recently(at));
+        assert!(mark.requested_recently(at + REQUESTED_HOLD.as_secs() - 1));
+        assert!(!mark.requested_recently(at + REQUESTED_HOLD.as_secs()));
+        // A clock set back keeps the port held rather than freeing it.
+        assert!(mark.requested_recently(at - 50));
+        assert!(!HostMark::Free.requested_recently(at));
     }
 }

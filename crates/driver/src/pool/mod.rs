@@ -39,7 +39,7 @@ use crate::readiness::Readiness;
 
 use book::{Book, Put};
 pub use fill::pool_subnets;
-pub use interfaces::{HostMark, FREE_ALIAS};
+pub use interfaces::{unix_now, HostMark, FREE_ALIAS};
 pub use jobs::Job;
 use sizing::{Demand, Sizing};
 

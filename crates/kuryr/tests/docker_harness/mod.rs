@@ -135,6 +135,34 @@ pub fn host_link_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
+/// A libnetwork call POSTed over a plugin socket as Docker sends it, for the steps of a
+/// container's life a test must stop between; the status and the JSON answer.
+pub fn plugin_call(socket: &std::path::Path, path: &str, body: &Value) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connecting to the plugin socket {}: {e}", socket.display()));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let answer = raw.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(answer).unwrap_or(Value::Null))
+}
+
 /// Whether `ip` is inside `cidr` (both IPv4 or both IPv6).
 pub fn in_cidr(ip: &str, cidr: &str) -> bool {
     let (net, len) = cidr.split_once('/').unwrap();
