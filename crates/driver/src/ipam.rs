@@ -100,10 +100,25 @@ impl Driver {
             }
             None => None,
         };
-        let pool = match opts.pool(family) {
+        let mut pool = match opts.pool(family) {
             Some(named) => self.adopt_pool(named, &cidr, opts.shared).await?,
             None => self.kuryr_pool(&cidr, subnet.as_ref(), opts.shared).await?,
         };
+        // A pool that pins a named subnet, or the user's, may be other control planes' too.
+        if subnet.is_some() || opts.pool(family).is_some() {
+            let own = self.config.control_plane.tag().await?;
+            self.neutron
+                .subnetpools()
+                .add_tag(&pool.id, &own)
+                .await
+                .map_err(neutron_err(format_args!(
+                    "tagging subnetpool {} as used by this control plane",
+                    pool.id
+                )))?;
+            if !pool.tags.contains(&own) {
+                pool.tags.push(own);
+            }
+        }
         self.cache.set_pool(&pool);
         pool_response(&pool, cidr, subnet.as_ref())
     }
@@ -138,14 +153,16 @@ impl Driver {
             )));
         }
         check_shared("subnetpool", &pool.id, pool.shared, shared)?;
-        self.add_tags(
-            self.neutron.subnetpools(),
-            &pool.id,
-            &pool.tags,
-            &[EXISTING_POOL_TAG.to_string()],
-        )
-        .await
-        .map_err(neutron_err(format_args!("tagging subnetpool {}", pool.id)))?;
+        // One tag at a time: another control plane may be tagging it at the same moment.
+        let mut pool = pool;
+        if !pool.tags.iter().any(|t| t == EXISTING_POOL_TAG) {
+            self.neutron
+                .subnetpools()
+                .add_tag(&pool.id, EXISTING_POOL_TAG)
+                .await
+                .map_err(neutron_err(format_args!("tagging subnetpool {}", pool.id)))?;
+            pool.tags.push(EXISTING_POOL_TAG.to_owned());
+        }
         Ok(pool)
     }
 
@@ -212,6 +229,19 @@ impl Driver {
             }
         }
         let pool = SubnetPool { tags, ..created };
+        if let Some(id) = subnet_id {
+            // Another control plane may have made one for this subnet at the same moment:
+            // both keep the pool with the lowest id, and the other goes.
+            if let Some(first) = self.find_kuryr_pool(cidr, Some(id)).await? {
+                if first.id != pool.id {
+                    tracing::info!(pool = %pool.id, kept = %first.id, subnet = %id, "another kuryr made a pool for this subnet at the same moment; using that one");
+                    if let Err(e) = api.delete(&pool.id).await {
+                        tracing::warn!(pool = %pool.id, "deleting a pool made twice: {e}");
+                    }
+                    return Ok(first);
+                }
+            }
+        }
         self.cache.set_new_pool(&pool);
         Ok(pool)
     }
@@ -355,9 +385,29 @@ impl Driver {
             }
         }
         self.cache.forget_subnetpool(pool_id);
-        let Some(pool) = self.subnetpool(&req.pool_id).await? else {
+        let Some(mut pool) = self.subnetpool(&req.pool_id).await? else {
             return Ok(Empty {});
         };
+        if pool.tags.iter().any(|t| mapping::is_control_plane_tag(t)) {
+            // Shared: this control plane's mark goes; the last one gives the pool back.
+            let own = self.config.control_plane.tag().await?;
+            self.neutron
+                .subnetpools()
+                .remove_tag(&pool.id, &own)
+                .await
+                .map_err(neutron_err(format_args!(
+                    "untagging subnetpool {} for this control plane",
+                    pool.id
+                )))?;
+            let Some(now) = self.subnetpool(&req.pool_id).await? else {
+                return Ok(Empty {});
+            };
+            if now.tags.iter().any(|t| mapping::is_control_plane_tag(t)) {
+                tracing::info!(pool = %pool.id, "another control plane still uses this pool; left to it");
+                return Ok(Empty {});
+            }
+            pool = now;
+        }
         // Subnets adopted for this pool carried its id; give them back untouched.
         let tagged = self
             .neutron
@@ -389,6 +439,10 @@ impl Driver {
     /// A pool still in use is left for the DeleteNetwork that deletes its subnet (Docker
     /// 20.10 releases the pool before deleting the network; older Docker the other way).
     pub(crate) async fn forget_subnetpool(&self, pool: &SubnetPool) -> Result<Empty> {
+        if pool.tags.iter().any(|t| mapping::is_control_plane_tag(t)) {
+            // Another control plane still maps it (this one's mark went at ReleasePool).
+            return Ok(Empty {});
+        }
         let kuryr_prefix = format!("{}-", self.config.subnetpool_name_prefix);
         if pool.tags.iter().any(|t| t == EXISTING_POOL_TAG) {
             // Still used by a Docker network while one of its subnets is kuryr's or

@@ -13,6 +13,7 @@
 //! [`nested`] is what differs for containers inside a VM.
 
 mod cache;
+pub mod control_plane;
 pub mod endpoint;
 pub mod error;
 pub mod expose;
@@ -90,6 +91,8 @@ pub struct DriverConfig {
     /// Where unfinished teardowns are recorded ([`teardown`]); None: nowhere, so a failed
     /// teardown is not tried again.
     pub teardown_dir: Option<PathBuf>,
+    /// The Docker control plane whose networks this daemon maps ([`control_plane`]).
+    pub control_plane: control_plane::ControlPlane,
 }
 
 /// The driver: one per daemon, shared by all connections.

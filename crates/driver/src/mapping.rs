@@ -180,16 +180,35 @@ const TAG_MAX: usize = 60;
 /// hosts' (an unbound port says nothing else about where it was made). A host name too long
 /// for a tag is replaced by a stable hash of it.
 pub fn host_tag(host_id: &str) -> String {
-    if HOST_PREFIX.len() + host_id.len() <= TAG_MAX {
-        return format!("{HOST_PREFIX}{host_id}");
+    bounded_tag(HOST_PREFIX, host_id)
+}
+
+/// `prefix` + `value`, or, when that is too long for a tag, the value's head and a stable
+/// hash of all of it.
+fn bounded_tag(prefix: &str, value: &str) -> String {
+    if prefix.len() + value.len() <= TAG_MAX {
+        return format!("{prefix}{value}");
     }
     // FNV-1a: stable across builds and Rust releases, unlike std's hasher.
-    let hash = host_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    let hash = value.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let keep = TAG_MAX - HOST_PREFIX.len() - 17;
-    let head: String = host_id.chars().take(keep).collect();
-    format!("{HOST_PREFIX}{head}~{hash:016x}")
+    let keep = TAG_MAX - prefix.len() - 17;
+    let head: String = value.chars().take(keep).collect();
+    format!("{prefix}{head}~{hash:016x}")
+}
+
+const CONTROL_PLANE_PREFIX: &str = "kuryr.cp:";
+
+/// Tag of a shared resource (a subnetpool several Docker control planes map) saying that
+/// this control plane uses it; the resource is given back when the last such tag goes.
+pub fn control_plane_tag(control_plane: &str) -> String {
+    bounded_tag(CONTROL_PLANE_PREFIX, control_plane)
+}
+
+/// Whether a tag is some control plane's [`control_plane_tag`].
+pub fn is_control_plane_tag(tag: &str) -> bool {
+    tag.starts_with(CONTROL_PLANE_PREFIX)
 }
 
 /// Tag of an adopted port naming the MAC Docker gave the endpoint that asked for it, so that
@@ -300,6 +319,18 @@ mod tests {
         let (a, b) = (request_tag(), request_tag());
         assert_ne!(a, b);
         assert!(a.len() <= 60 && is_request_tag(&a), "{a}");
+    }
+
+    #[test]
+    fn control_plane_tags_fit_a_tag() {
+        assert_eq!(control_plane_tag("swarm-a"), "kuryr.cp:swarm-a");
+        // A Docker engine id is 59 characters: hashed into the tag.
+        let engine = "ABCD:EFGH:IJKL:MNOP:QRST:UVWX:YZ01:2345:6789:ABCD:EFGH:IJKL";
+        let t = control_plane_tag(engine);
+        assert_eq!(t.len(), 60, "{t}");
+        assert!(is_control_plane_tag(&t));
+        assert_ne!(t, control_plane_tag(&engine.replace('A', "B")));
+        assert!(!is_control_plane_tag("kuryr.host:compute-1"));
     }
 
     #[test]

@@ -445,8 +445,16 @@ impl Driver {
             tracing::warn!(network = %req.network_id.as_str(), "DeleteNetwork: no Neutron network carries its tags; nothing to delete");
             return Ok(Empty {});
         };
+        // A network the user made stays, and other hosts' pools on it with it.
+        let adopted = network
+            .tags
+            .contains(&existing_network_tag(&req.network_id));
         let deleted = self
-            .with_pools_closed(&network.id, self.delete_network_resources(req, &network))
+            .with_pools_closed(
+                &network.id,
+                !adopted,
+                self.delete_network_resources(req, &network),
+            )
             .await;
         // Whatever happened, what was remembered is read again next time.
         self.cache

@@ -237,15 +237,21 @@ impl Driver {
     }
 
     /// Delete a network's resources with its pools closed: no refill or recycling puts a
-    /// port on it meanwhile, and its free pool ports go first.
-    pub(crate) async fn with_pools_closed<T, F>(&self, network_id: &str, delete: F) -> Result<T>
+    /// port on it meanwhile, and its free pool ports go first (of every host when
+    /// `every_host`: the Neutron network itself goes).
+    pub(crate) async fn with_pools_closed<T, F>(
+        &self,
+        network_id: &str,
+        every_host: bool,
+        delete: F,
+    ) -> Result<T>
     where
         F: std::future::Future<Output = Result<T>>,
     {
         let Some(pools) = &self.pools else {
             return delete.await;
         };
-        let closed = pools.close_network(network_id).await;
+        let closed = pools.close_network(network_id, every_host).await;
         let deleted = delete.await;
         pools.reopen_network(network_id);
         closed.and(deleted)

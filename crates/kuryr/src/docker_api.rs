@@ -87,6 +87,27 @@ pub async fn view(socket: &Path) -> Result<DockerView, String> {
     Ok(view)
 }
 
+#[derive(Debug, Deserialize)]
+struct Info {
+    #[serde(rename = "ID", default)]
+    id: String,
+}
+
+/// The engine's id (`docker info`'s ID): stable across restarts, unique per engine.
+///
+/// # Errors
+/// Docker's API cannot be reached, or gives no id.
+pub async fn engine_id(socket: &Path) -> Result<String, String> {
+    let info: Info = get(socket, &format!("{API}/info")).await?;
+    if info.id.is_empty() {
+        return Err(format!(
+            "Docker's API on {} gives no engine ID",
+            socket.display()
+        ));
+    }
+    Ok(info.id)
+}
+
 async fn get<T: serde::de::DeserializeOwned>(socket: &Path, path: &str) -> Result<T, String> {
     let (status, body) = unix_http::request(socket, "GET", path, &[])
         .await

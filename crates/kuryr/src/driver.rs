@@ -1,7 +1,9 @@
 //! The driver's settings from kuryr.conf and the host.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use kuryr_driver::control_plane::{ControlPlane, EngineId, Source};
 use kuryr_driver::options::Named;
 use kuryr_driver::pool::PoolConfig;
 use kuryr_driver::{DriverConfig, NestedKind, PortMode};
@@ -15,7 +17,6 @@ use crate::config::Config;
 /// A port driver kuryr does not have, or options that contradict it (see [`port_mode`]).
 pub fn driver_config(config: &Config, host_id: String) -> Result<DriverConfig, String> {
     Ok(DriverConfig {
-        host_id,
         capability_scope: config.default.capability_scope.as_str().to_owned(),
         local_default_address_space: config.default.local_default_address_space.clone(),
         global_default_address_space: config.default.global_default_address_space.clone(),
@@ -38,7 +39,31 @@ pub fn driver_config(config: &Config, host_id: String) -> Result<DriverConfig, S
         pool: pool_config(config),
         // `kuryr serve` sets it, under its plugin name.
         teardown_dir: None,
+        control_plane: ControlPlane::new(control_plane_source(config, &host_id)),
+        host_id,
     })
+}
+
+/// Where this daemon's control plane id comes from: `[DEFAULT] control_plane_id`, else the
+/// Docker engine's id (read from `docker_socket` when first needed), else the host's name.
+pub fn control_plane_source(config: &Config, host_id: &str) -> Source {
+    if let Some(id) = &config.default.control_plane_id {
+        return Source::Configured(id.clone());
+    }
+    match &config.default.docker_socket {
+        Some(socket) => {
+            let path = socket.clone();
+            let ask: EngineId = Arc::new(move || {
+                let path = path.clone();
+                Box::pin(async move { crate::docker_api::engine_id(&path).await })
+            });
+            Source::DockerEngine {
+                socket: socket.display().to_string(),
+                ask,
+            }
+        }
+        None => Source::Host(host_id.to_owned()),
+    }
 }
 
 /// `[vif_pool]`, when enabled.

@@ -142,10 +142,17 @@ impl Pools {
         self.state().book.pool_keys()
     }
 
-    /// Before a network is deleted: no more refills or recycling for it, and its free pool
-    /// ports (of every host: Neutron refuses to delete a network that has ports) deleted.
+    /// Before a network is deleted or given back: no more refills or recycling for it, and
+    /// its free pool ports deleted: this host's, and with `every_host` (the Neutron network
+    /// itself goes, and Neutron refuses to delete a network that has ports) every host's.
+    /// A network that stays (one the user made, which other hosts' and control planes'
+    /// Docker networks may still use) keeps the other hosts' pool ports.
     /// Returns how many ports were deleted; [`Pools::reopen_network`] undoes the closing.
-    pub async fn close_network(self: &Arc<Self>, network_id: &str) -> crate::Result<usize> {
+    pub async fn close_network(
+        self: &Arc<Self>,
+        network_id: &str,
+        every_host: bool,
+    ) -> crate::Result<usize> {
         self.state().closing.insert(network_id.to_owned());
         // Refills and jobs under way end by deleting their ports (the network is closing);
         // Neutron refuses to delete a network while they still exist.
@@ -160,19 +167,22 @@ impl Pools {
             st.demand.retain(|key, _| key.network_id != network_id);
             st.book.drain_free(|key| key.network_id == network_id)
         };
-        let others = self
-            .neutron
-            .ports()
-            .list(
-                &Filters::new()
-                    .eq("network_id", network_id)
-                    .eq("name", POOL_PORT_NAME)
-                    .fields(["id", "device_id"]),
-            )
-            .await
-            .map_err(crate::error::neutron_err(format!(
-                "listing the pool ports of network {network_id}"
-            )))?;
+        let mut filters = Filters::new()
+            .eq("network_id", network_id)
+            .eq("name", POOL_PORT_NAME)
+            .fields(["id", "device_id"]);
+        if !every_host {
+            // This host's ports the daemon may not know yet (a scan after a restart).
+            filters = filters.tags([self.tag()]);
+        }
+        let others =
+            self.neutron
+                .ports()
+                .list(&filters)
+                .await
+                .map_err(crate::error::neutron_err(format!(
+                    "listing the pool ports of network {network_id}"
+                )))?;
         let mut ids: HashSet<String> = local.into_iter().collect();
         ids.extend(
             others

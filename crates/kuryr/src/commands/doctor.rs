@@ -8,6 +8,7 @@ use std::time::Instant;
 use kuryr::config::{Config, LoadOptions};
 use kuryr::driver::port_mode;
 use kuryr::openstack::neutron_client;
+use kuryr_driver::control_plane::Source;
 use kuryr_driver::{NestedKind, PortMode};
 use kuryr_openstack::error::chain;
 use kuryr_openstack::neutron::Extension;
@@ -132,6 +133,7 @@ pub async fn run(load: &LoadOptions) -> ExitCode {
             "see the README's \"Using kuryr with Docker\" section for the port drivers",
         ),
     }
+    check_control_plane(&mut report, &config).await;
     report.pass("credentials", &config.openstack.summary);
     if !config.openstack.origins.is_empty() {
         report.print(&format!(
@@ -245,6 +247,36 @@ pub async fn run(load: &LoadOptions) -> ExitCode {
     };
     check_extensions(&mut report, &extensions);
     report.finish()
+}
+
+/// Which Docker control plane this host's kuryr maps networks for, and where that id comes
+/// from: two engines sharing a Neutron network must show different ones.
+async fn check_control_plane(report: &mut Report, config: &Config) {
+    let host = kuryr::driver::host_id().unwrap_or_default();
+    match kuryr::driver::control_plane_source(config, &host) {
+        Source::Configured(id) => {
+            report.pass(
+                "control plane",
+                format!("{id} ([DEFAULT] control_plane_id)"),
+            );
+        }
+        Source::Host(id) => report.pass(
+            "control plane",
+            format!("{id} (this host's name: [DEFAULT] docker_socket is empty)"),
+        ),
+        Source::DockerEngine { socket, ask } => match ask().await {
+            Ok(id) => report.pass(
+                "control plane",
+                format!("{id} (the Docker engine's id, from {socket})"),
+            ),
+            Err(e) => report.fail(
+                "control plane",
+                format!("the Docker engine's id is its default, and {e}"),
+                "start Docker or point [DEFAULT] docker_socket at its API socket, or set \
+                 [DEFAULT] control_plane_id",
+            ),
+        },
+    }
 }
 
 fn check_extensions(report: &mut Report, extensions: &[Extension]) {

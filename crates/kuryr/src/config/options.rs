@@ -55,6 +55,10 @@ pub struct DefaultOptions {
     /// The group given the plugin socket, a name or a numeric gid (kuryr's own option;
     /// unset: the daemon's own group).
     pub socket_group: Option<String>,
+    /// The Docker control plane (engine or Swarm) whose networks this daemon maps, which
+    /// scopes what several control planes share in Neutron (kuryr's own option; unset: the
+    /// Docker engine's id).
+    pub control_plane_id: Option<String>,
     pub debug: bool,
     pub log_file: Option<PathBuf>,
     pub log_dir: Option<PathBuf>,
@@ -159,6 +163,7 @@ const DEFAULT_KNOWN: &[&str] = &[
     "orphan_min_age",
     "subnetpool_name_prefix",
     "socket_group",
+    "control_plane_id",
     "debug",
     "log_file",
     "log_dir",
@@ -308,6 +313,32 @@ impl<'a> SectionReader<'a> {
         self.opt_string(key).unwrap_or_else(|| default.to_owned())
     }
 
+    /// `control_plane_id`: it goes into a Neutron tag and a URL path, so letters, digits
+    /// and `.:_-~` only, at most 255 of them.
+    fn control_plane_id(&self) -> Result<Option<String>, ConfigError> {
+        let key = "control_plane_id";
+        let Some(raw) = self.raw(key) else {
+            return Ok(None);
+        };
+        let id = raw.value.trim();
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let fine = id.len() <= 255
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:_-~".contains(&b));
+        if fine {
+            Ok(Some(id.to_owned()))
+        } else {
+            Err(self.invalid(
+                key,
+                raw,
+                "at most 255 letters, digits and .:_-~ (e.g. the name of a Swarm)",
+            ))
+        }
+    }
+
     /// oslo.config booleans: true/false, yes/no, on/off, 1/0, any case.
     pub fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
         match self.raw(key) {
@@ -450,6 +481,7 @@ impl DefaultOptions {
                 .unwrap_or(Duration::from_secs(60)),
             subnetpool_name_prefix: s.string("subnetpool_name_prefix", "kuryrPool"),
             socket_group: s.opt_string("socket_group"),
+            control_plane_id: s.control_plane_id()?,
             debug: s.bool("debug", false)?,
             log_file: s.opt_string("log_file").map(PathBuf::from),
             log_dir: s.opt_string("log_dir").map(PathBuf::from),

@@ -111,6 +111,9 @@ pub fn config() -> DriverConfig {
             std::process::id(),
             next()
         ))),
+        control_plane: kuryr_driver::control_plane::ControlPlane::new(
+            kuryr_driver::control_plane::Source::Configured("kuryr-tests".into()),
+        ),
     }
 }
 

@@ -1,0 +1,174 @@
+//! Two Docker control planes on one existing Neutron network: two kuryr daemons with
+//! different `control_plane_id`s (as two Docker engines or two Swarms would have) map the
+//! same user network, subnet and, behind the subnet, one kuryr subnetpool. Each keeps its
+//! own mapping; one leaving takes nothing from the other; the last one gives everything back
+//! untagged and deletes only what kuryr made. (Two engines with the default id, each its
+//! engine's, are tested across the simulated hosts in `multihost.rs`.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod docker_harness;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use docker_harness::*;
+use kuryr_openstack::neutron::SubnetPool;
+
+fn plugin_socket(k: &Kuryr) -> PathBuf {
+    PathBuf::from(format!("/run/docker/plugins/{}.sock", k.plugin))
+}
+
+/// The kuryr pools that pin `subnet_id` (there must be one at most).
+async fn pools_of_subnet(k: &Kuryr, cidr: &str, subnet_id: &str) -> Vec<SubnetPool> {
+    k.pools_named(&format!("kuryrPool-{cidr}"))
+        .await
+        .into_iter()
+        .filter(|p| p.tags.iter().any(|t| t == subnet_id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_control_planes_share_an_existing_network_and_give_it_back_untagged() {
+    const CIDR: &str = "10.211.1.0/24";
+    with_kuryr_unstarted("cp-a", &[CIDR], |a| async move {
+        let b = Arc::new(Kuryr::without_daemon("cp-b").await);
+        let conf = |k: &Kuryr, cp: &str| {
+            stack_config_with(
+                &k.plugin,
+                &format!("[DEFAULT]\ncontrol_plane_id = {cp}\n[vif_pool]\nenabled = false"),
+            )
+        };
+        a.serve_with(&conf(&a, "cp-a"), &plugin_socket(&a), false)
+            .await;
+        b.serve_with(&conf(&b, "cp-b"), &plugin_socket(&b), false)
+            .await;
+        let body = {
+            let (a, b) = (a.clone(), b.clone());
+            tokio::spawn(async move { share(&a, &b, CIDR).await })
+        };
+        let outcome = body.await;
+        b.cleanup().await;
+        if let Err(e) = outcome {
+            eprintln!("--- control plane b's kuryr log ---\n{}", b.log_text());
+            std::panic::resume_unwind(e.into_panic());
+        }
+    })
+    .await;
+}
+
+async fn share(a: &Kuryr, b: &Kuryr, cidr: &str) {
+    let (net, subnets) = a.neutron_network(&a.name("shared"), &[cidr]).await;
+    let subnet = &subnets[0];
+    let net_opt = format!("neutron.net.uuid={}", net.id);
+    let sub_opt = format!("neutron.subnet.uuid={}", subnet.id);
+    let opts = [
+        "--subnet",
+        cidr,
+        "-o",
+        &net_opt,
+        "-o",
+        &sub_opt,
+        "--ipam-opt",
+        &sub_opt,
+    ];
+    let na = a.name("na");
+    let nb = b.name("nb");
+    let id_a = a.create_network(&na, &opts).await;
+    let id_b = b.create_network(&nb, &opts).await;
+
+    // One kuryr pool behind the subnet, marked by both control planes.
+    let pools = pools_of_subnet(a, cidr, &subnet.id).await;
+    assert_eq!(pools.len(), 1, "one pool for the subnet: {pools:#?}");
+    let pool = &pools[0];
+    for cp in ["kuryr.cp:cp-a", "kuryr.cp:cp-b"] {
+        assert!(pool.tags.iter().any(|t| t == cp), "{cp} on {pool:#?}");
+    }
+    let tagged = a.neutron.subnets().get(&subnet.id).await.unwrap();
+    assert!(tagged.tags.contains(&pool.id), "{tagged:#?}");
+    let network = a.neutron.networks().get(&net.id).await.unwrap();
+    for id in [&id_a, &id_b] {
+        let existing = format!("kuryr.net.existing:{}", &id[..12]);
+        assert!(
+            network.tags.contains(&existing),
+            "{existing}: {:?}",
+            network.tags
+        );
+    }
+
+    // Containers of both control planes share the network.
+    let ca = a.name("ca");
+    let cb = b.name("cb");
+    a.run(&ca, &["--net", &na]).await;
+    b.run(&cb, &["--net", &nb]).await;
+    let ip_b = b.attachment(&cb, &nb).await.ip;
+    assert!(
+        a.pings(&ca, &ip_b, Duration::from_secs(60)).await,
+        "a container of control plane a reaches one of b on the shared network"
+    );
+
+    // a leaves: b keeps its pool, its subnet tag and its network tags.
+    a.remove_container(&ca).await;
+    a.remove_network(&na).await;
+    let pool_now = a.neutron.subnetpools().get(&pool.id).await.unwrap();
+    assert!(
+        pool_now.tags.iter().any(|t| t == "kuryr.cp:cp-b"),
+        "{pool_now:#?}"
+    );
+    assert!(
+        !pool_now.tags.iter().any(|t| t == "kuryr.cp:cp-a"),
+        "{pool_now:#?}"
+    );
+    let subnet_now = a.neutron.subnets().get(&subnet.id).await.unwrap();
+    assert!(
+        subnet_now.tags.contains(&pool.id),
+        "b's mapping stays: {subnet_now:#?}"
+    );
+    let network = a.neutron.networks().get(&net.id).await.unwrap();
+    assert!(!network
+        .tags
+        .contains(&format!("kuryr.net.existing:{}", &id_a[..12])));
+    assert!(network
+        .tags
+        .contains(&format!("kuryr.net.existing:{}", &id_b[..12])));
+    for tag in id_tags(&id_b) {
+        assert!(network.tags.contains(&tag), "{tag}: {:?}", network.tags);
+    }
+    // b, restarted (nothing cached), still serves its network from that pool.
+    let conf_b = stack_config_with(
+        &b.plugin,
+        "[DEFAULT]\ncontrol_plane_id = cp-b\n[vif_pool]\nenabled = false",
+    );
+    b.serve_with(&conf_b, &plugin_socket(b), false).await;
+    let cb2 = b.name("cb2");
+    b.run(&cb2, &["--net", &nb]).await;
+    assert!(b.pings(&cb2, &ip_b, Duration::from_secs(60)).await);
+
+    // b leaves last: the user's network and subnet stay, untagged; kuryr's pool goes.
+    b.remove_container(&cb).await;
+    b.remove_container(&cb2).await;
+    b.remove_network(&nb).await;
+    let network = a.neutron.networks().get(&net.id).await.unwrap();
+    assert!(
+        !has_kuryr_tag(&network.tags),
+        "untagged: {:?}",
+        network.tags
+    );
+    let subnet_now = a.neutron.subnets().get(&subnet.id).await.unwrap();
+    assert!(
+        subnet_now.tags.is_empty(),
+        "untagged: {:?}",
+        subnet_now.tags
+    );
+    assert!(
+        a.neutron
+            .subnetpools()
+            .get_opt(&pool.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "kuryr's pool goes with the last control plane"
+    );
+    assert!(a.ports_on(&net.id).await.is_empty(), "no port left");
+}
