@@ -738,6 +738,27 @@ owner_write_delay = soon
     }
 
     #[test]
+    fn a_control_plane_id_must_fit_a_tag_and_a_url() {
+        let id = |text: &str| DefaultOptions::read(&raw(text)).map(|d| d.control_plane_id);
+        assert_eq!(id("[DEFAULT]\n").unwrap(), None);
+        assert_eq!(id("[DEFAULT]\ncontrol_plane_id =\n").unwrap(), None);
+        assert_eq!(
+            id("[DEFAULT]\ncontrol_plane_id = swarm-a.prod:1\n").unwrap(),
+            Some("swarm-a.prod:1".into())
+        );
+        let err = id("[DEFAULT]\ncontrol_plane_id = a/b\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[DEFAULT] control_plane_id"), "{err}");
+        assert!(err.contains("letters, digits"), "{err}");
+        assert!(id(&format!(
+            "[DEFAULT]\ncontrol_plane_id = {}\n",
+            "x".repeat(256)
+        ))
+        .is_err());
+    }
+
+    #[test]
     fn unknown_options_and_sections_are_warnings() {
         let r = raw(
             "[DEFAULT]\nbindr = /x\npybasedir = /y\n[neutron]\nauth_section = keystone\nusrname = k\n\
