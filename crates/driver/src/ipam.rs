@@ -218,8 +218,12 @@ impl Driver {
             )
             .await
             .map_err(neutron_err(format_args!("creating subnetpool {name}")))?;
-        let tags: Vec<String> = subnet_id.map(str::to_owned).into_iter().collect();
+        // A pool that pins a subnet is this control plane's own: another one mapping the
+        // same subnet makes its own pool (the subnet carries each pool's id), so control
+        // planes never race over one pool nor delete one another's.
+        let mut tags: Vec<String> = subnet_id.map(str::to_owned).into_iter().collect();
         if !tags.is_empty() {
+            tags.push(self.config.control_plane.tag().await?);
             if let Err(e) = api.replace_tags(&created.id, &tags).await {
                 let _ = api.delete(&created.id).await;
                 return Err(DriverError::neutron(
@@ -229,19 +233,6 @@ impl Driver {
             }
         }
         let pool = SubnetPool { tags, ..created };
-        if let Some(id) = subnet_id {
-            // Another control plane may have made one for this subnet at the same moment:
-            // both keep the pool with the lowest id, and the other goes.
-            if let Some(first) = self.find_kuryr_pool(cidr, Some(id)).await? {
-                if first.id != pool.id {
-                    tracing::info!(pool = %pool.id, kept = %first.id, subnet = %id, "another kuryr made a pool for this subnet at the same moment; using that one");
-                    if let Err(e) = api.delete(&pool.id).await {
-                        tracing::warn!(pool = %pool.id, "deleting a pool made twice: {e}");
-                    }
-                    return Ok(first);
-                }
-            }
-        }
         self.cache.set_new_pool(&pool);
         Ok(pool)
     }
@@ -253,6 +244,12 @@ impl Driver {
         cidr: &IpNet,
         subnet_id: Option<&str>,
     ) -> Result<Option<SubnetPool>> {
+        // One pinning a subnet: this control plane's, or one without any control plane's
+        // tag (made by upstream's driver or an older kuryr), which whoever maps it takes.
+        let own = match subnet_id {
+            Some(_) => Some(self.config.control_plane.tag().await?),
+            None => None,
+        };
         let name = mapping::subnetpool_name(&self.config.subnetpool_name_prefix, cidr);
         let mut pools = self
             .neutron
@@ -264,11 +261,21 @@ impl Driver {
             p.prefixes.len() == 1
                 && same_cidr(&p.prefixes[0], &cidr.to_string())
                 && match subnet_id {
-                    Some(id) => p.tags.iter().any(|t| t == id),
+                    Some(id) => {
+                        p.tags.iter().any(|t| t == id)
+                            && (own.as_ref().is_some_and(|o| p.tags.contains(o))
+                                || !p.tags.iter().any(|t| mapping::is_control_plane_tag(t)))
+                    }
                     None => !p.tags.iter().any(|t| mapping::is_uuid(t)),
                 }
         });
-        pools.sort_by(|a, b| a.id.cmp(&b.id));
+        // This control plane's first, then by id.
+        pools.sort_by_key(|p| {
+            (
+                own.as_ref().is_none_or(|o| !p.tags.contains(o)),
+                p.id.clone(),
+            )
+        });
         Ok(pools.into_iter().next())
     }
 
@@ -423,10 +430,9 @@ impl Driver {
                 pool.id
             )))?;
         for subnet in tagged {
-            self.remove_tags(
+            self.untag_each(
                 self.neutron.subnets(),
                 &subnet.id,
-                &subnet.tags,
                 std::slice::from_ref(&pool.id),
             )
             .await
@@ -464,10 +470,9 @@ impl Driver {
                 .filter(|s| s.name.starts_with(SUBNET_NAME_PREFIX) || s.tags.contains(&pool.id))
                 .collect::<Vec<_>>();
             if in_use.is_empty() {
-                self.remove_tags(
+                self.untag_each(
                     self.neutron.subnetpools(),
                     &pool.id,
-                    &pool.tags,
                     &[EXISTING_POOL_TAG.to_string()],
                 )
                 .await

@@ -227,6 +227,35 @@ impl Driver {
         }
     }
 
+    /// Add tags to a resource that others tag too (a network or subnet several Docker
+    /// networks, hosts or control planes map), one request per tag: a whole-list write from
+    /// a read that is already stale would drop what the others added meanwhile.
+    pub(crate) async fn tag_each<R: Taggable>(
+        &self,
+        api: Api<R>,
+        id: &str,
+        add: &[String],
+    ) -> kuryr_openstack::Result<()> {
+        for tag in add {
+            api.add_tag(id, tag).await?;
+        }
+        Ok(())
+    }
+
+    /// Remove this caller's tags from a resource that others tag too, one request per tag
+    /// (one that is gone already is fine), for the reason [`Self::tag_each`] gives.
+    pub(crate) async fn untag_each<R: Taggable>(
+        &self,
+        api: Api<R>,
+        id: &str,
+        remove: &[String],
+    ) -> kuryr_openstack::Result<()> {
+        for tag in remove {
+            api.remove_tag(id, tag).await?;
+        }
+        Ok(())
+    }
+
     /// Add tags to a resource in one request (a no-op when it has them all).
     pub(crate) async fn add_tags<R: Taggable>(
         &self,

@@ -127,7 +127,7 @@ impl Driver {
                 .await?;
             check_shared("network", &network.id, network.shared, opts.shared)?;
             tags.push(existing_network_tag(docker_id));
-            self.add_tags(api, &network.id, &network.tags, &tags)
+            self.tag_each(api, &network.id, &tags)
                 .await
                 .map_err(neutron_err(format_args!("tagging network {}", network.id)))?;
             undo.tagged_network = Some((network.id.clone(), tags));
@@ -268,7 +268,7 @@ impl Driver {
                 if let Some(pool) = &pool {
                     self.cache.pool_used(&pool.id);
                     let tag = vec![pool.id.clone()];
-                    self.add_tags(self.neutron.subnets(), &existing.id, &existing.tags, &tag)
+                    self.tag_each(self.neutron.subnets(), &existing.id, &tag)
                         .await
                         .map_err(neutron_err(format_args!("tagging subnet {}", existing.id)))?;
                     undo.tagged_subnets.push((existing.id.clone(), tag));
@@ -420,11 +420,7 @@ impl Driver {
             }
         }
         for (id, tags) in &undo.tagged_subnets {
-            if let Ok(current) = self.neutron.subnets().tags(id).await {
-                let _ = self
-                    .remove_tags(self.neutron.subnets(), id, &current, tags)
-                    .await;
-            }
+            let _ = self.untag_each(self.neutron.subnets(), id, tags).await;
         }
         if let Some(id) = &undo.created_network {
             if let Err(e) = self.neutron.networks().delete(id).await {
@@ -432,11 +428,7 @@ impl Driver {
             }
         }
         if let Some((id, tags)) = &undo.tagged_network {
-            if let Ok(current) = self.neutron.networks().tags(id).await {
-                let _ = self
-                    .remove_tags(self.neutron.networks(), id, &current, tags)
-                    .await;
-            }
+            let _ = self.untag_each(self.neutron.networks(), id, tags).await;
         }
     }
 
@@ -529,7 +521,7 @@ impl Driver {
         let mut ours = id_tags(&req.network_id).to_vec();
         ours.push(existing_network_tag(&req.network_id));
         ours.push(mapping::fip_auto_tag(&req.network_id));
-        self.remove_tags(self.neutron.networks(), &network.id, &network.tags, &ours)
+        self.untag_each(self.neutron.networks(), &network.id, &ours)
             .await
             .map_err(neutron_err(format_args!(
                 "untagging network {}",

@@ -1,6 +1,6 @@
 //! Two Docker control planes on one existing Neutron network: two kuryr daemons with
 //! different `control_plane_id`s (as two Docker engines or two Swarms would have) map the
-//! same user network, subnet and, behind the subnet, one kuryr subnetpool. Each keeps its
+//! same user network, subnet and, behind the subnet, a kuryr subnetpool of its own. Each keeps its
 //! own mapping; one leaving takes nothing from the other; the last one gives everything back
 //! untagged and deletes only what kuryr made. (Two engines with the default id, each its
 //! engine's, are tested across the simulated hosts in `multihost.rs`.)
@@ -78,15 +78,22 @@ async fn share(a: &Kuryr, b: &Kuryr, cidr: &str) {
     let id_a = a.create_network(&na, &opts).await;
     let id_b = b.create_network(&nb, &opts).await;
 
-    // One kuryr pool behind the subnet, marked by both control planes.
+    // Each control plane has its own kuryr pool behind the subnet, marked as its own, and
+    // the subnet carries both pools' ids.
     let pools = pools_of_subnet(a, cidr, &subnet.id).await;
-    assert_eq!(pools.len(), 1, "one pool for the subnet: {pools:#?}");
-    let pool = &pools[0];
-    for cp in ["kuryr.cp:cp-a", "kuryr.cp:cp-b"] {
-        assert!(pool.tags.iter().any(|t| t == cp), "{cp} on {pool:#?}");
-    }
+    assert_eq!(pools.len(), 2, "one pool per control plane: {pools:#?}");
+    let pool_of = |cp: &str| {
+        pools
+            .iter()
+            .find(|p| p.tags.iter().any(|t| t == cp))
+            .unwrap_or_else(|| panic!("a pool marked {cp}: {pools:#?}"))
+            .clone()
+    };
+    let (pool_a, pool_b) = (pool_of("kuryr.cp:cp-a"), pool_of("kuryr.cp:cp-b"));
     let tagged = a.neutron.subnets().get(&subnet.id).await.unwrap();
-    assert!(tagged.tags.contains(&pool.id), "{tagged:#?}");
+    for p in [&pool_a, &pool_b] {
+        assert!(tagged.tags.contains(&p.id), "{tagged:#?}");
+    }
     let network = a.neutron.networks().get(&net.id).await.unwrap();
     for id in [&id_a, &id_b] {
         let existing = format!("kuryr.net.existing:{}", &id[..12]);
@@ -108,23 +115,29 @@ async fn share(a: &Kuryr, b: &Kuryr, cidr: &str) {
         "a container of control plane a reaches one of b on the shared network"
     );
 
-    // a leaves: b keeps its pool, its subnet tag and its network tags.
+    // a leaves: b keeps its pool and its subnet tag; a's pool goes.
     a.remove_container(&ca).await;
     a.remove_network(&na).await;
-    let pool_now = a.neutron.subnetpools().get(&pool.id).await.unwrap();
-    assert!(
-        pool_now.tags.iter().any(|t| t == "kuryr.cp:cp-b"),
-        "{pool_now:#?}"
-    );
-    assert!(
-        !pool_now.tags.iter().any(|t| t == "kuryr.cp:cp-a"),
-        "{pool_now:#?}"
-    );
+    assert!(a
+        .neutron
+        .subnetpools()
+        .get_opt(&pool_a.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(a
+        .neutron
+        .subnetpools()
+        .get_opt(&pool_b.id)
+        .await
+        .unwrap()
+        .is_some());
     let subnet_now = a.neutron.subnets().get(&subnet.id).await.unwrap();
     assert!(
-        subnet_now.tags.contains(&pool.id),
+        subnet_now.tags.contains(&pool_b.id),
         "b's mapping stays: {subnet_now:#?}"
     );
+    assert!(!subnet_now.tags.contains(&pool_a.id), "{subnet_now:#?}");
     let network = a.neutron.networks().get(&net.id).await.unwrap();
     assert!(!network
         .tags
@@ -164,7 +177,7 @@ async fn share(a: &Kuryr, b: &Kuryr, cidr: &str) {
     assert!(
         a.neutron
             .subnetpools()
-            .get_opt(&pool.id)
+            .get_opt(&pool_b.id)
             .await
             .unwrap()
             .is_none(),
