@@ -107,15 +107,16 @@ impl Driver {
         // A pool that pins a named subnet, or the user's, may be other control planes' too.
         if subnet.is_some() || opts.pool(family).is_some() {
             let own = self.config.control_plane.tag().await?;
-            self.neutron
-                .subnetpools()
-                .add_tag(&pool.id, &own)
-                .await
-                .map_err(neutron_err(format_args!(
-                    "tagging subnetpool {} as used by this control plane",
-                    pool.id
-                )))?;
+            // A pool this control plane made carries its tag from the start.
             if !pool.tags.contains(&own) {
+                self.neutron
+                    .subnetpools()
+                    .add_tag(&pool.id, &own)
+                    .await
+                    .map_err(neutron_err(format_args!(
+                        "tagging subnetpool {} as used by this control plane",
+                        pool.id
+                    )))?;
                 pool.tags.push(own);
             }
         }
@@ -192,6 +193,11 @@ impl Driver {
             check_shared("subnetpool", &pool.id, pool.shared, shared)?;
             return Ok(pool);
         }
+        // Known before the pool is made, so that failing to learn it leaves nothing behind.
+        let own = match subnet_id {
+            Some(_) => Some(self.config.control_plane.tag().await?),
+            None => None,
+        };
         let name = mapping::subnetpool_name(&self.config.subnetpool_name_prefix, cidr);
         let description = mapping::pool_description(&self.config.host_id);
         let api = self.neutron.subnetpools();
@@ -221,9 +227,12 @@ impl Driver {
         // A pool that pins a subnet is this control plane's own: another one mapping the
         // same subnet makes its own pool (the subnet carries each pool's id), so control
         // planes never race over one pool nor delete one another's.
-        let mut tags: Vec<String> = subnet_id.map(str::to_owned).into_iter().collect();
+        let tags: Vec<String> = subnet_id
+            .map(str::to_owned)
+            .into_iter()
+            .chain(own)
+            .collect();
         if !tags.is_empty() {
-            tags.push(self.config.control_plane.tag().await?);
             if let Err(e) = api.replace_tags(&created.id, &tags).await {
                 let _ = api.delete(&created.id).await;
                 return Err(DriverError::neutron(

@@ -87,51 +87,33 @@ impl Host {
 
     /// The Docker client against this host's engine.
     async fn docker(&self, args: &[&str]) -> Output {
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        let docker_host = self.env["DOCKER_HOST"].clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(docker_bin())
-                .args(&args)
-                .env("DOCKER_HOST", docker_host)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
+        let mut command = Command::new(docker_bin());
+        command
+            .args(args)
+            .env("DOCKER_HOST", &self.env["DOCKER_HOST"]);
+        output(command).await
     }
 
     async fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args).await;
-        assert!(
-            out.status.success(),
-            "{}: docker {args:?}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        self.succeeds(&format!("docker {args:?}"), self.docker(args).await)
     }
 
     /// A command inside the host's namespaces.
     async fn exec(&self, args: &[&str]) -> Output {
-        let mut all = vec!["exec".to_owned(), self.index.to_string()];
-        all.extend(args.iter().map(|s| (*s).to_owned()));
-        tokio::task::spawn_blocking(move || {
-            Command::new(repo_root().join("scripts/hosts"))
-                .args(&all)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
+        let mut command = Command::new(repo_root().join("scripts/hosts"));
+        command.arg("exec").arg(self.index.to_string()).args(args);
+        output(command).await
     }
 
     async fn exec_ok(&self, args: &[&str]) -> String {
-        let out = self.exec(args).await;
+        self.succeeds(&format!("{args:?}"), self.exec(args).await)
+    }
+
+    /// The trimmed standard output of a command that must have succeeded on this host.
+    fn succeeds(&self, what: &str, out: Output) -> String {
         assert!(
             out.status.success(),
-            "{}: {args:?}: {}",
+            "{}: {what}: {}",
             self.name,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -167,19 +149,34 @@ impl Host {
 
     /// Whether `container` gets an answer to ping from `ip` within `within`.
     async fn pings(&self, container: &str, ip: &str, within: Duration) -> bool {
-        let started = Instant::now();
-        loop {
-            let out = self
-                .docker(&["exec", container, "ping", "-c", "1", "-W", "1", ip])
-                .await;
-            if out.status.success() {
-                return true;
-            }
-            if started.elapsed() >= within {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        let ping = ["exec", container, "ping", "-c", "1", "-W", "1", ip];
+        answers_within(within, || self.docker(&ping)).await
+    }
+}
+
+/// A command's output, run off the async workers, with no standard input.
+async fn output(mut command: Command) -> Output {
+    command.stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Whether `probe` succeeds once within `within` (tried every half second).
+async fn answers_within<F, Fut>(within: Duration, mut probe: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Output>,
+{
+    let started = Instant::now();
+    loop {
+        if probe().await.status.success() {
+            return true;
         }
+        if started.elapsed() >= within {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -591,21 +588,10 @@ async fn unplug_vm(host: &Host, name: &str) {
 
 /// Ping from inside a host's network namespace `netns` (a VM).
 async fn vm_pings(host: &Host, netns: &str, ip: &str, within: Duration) -> bool {
-    let started = Instant::now();
-    loop {
-        let out = host
-            .exec(&[
-                "ip", "netns", "exec", netns, "ping", "-c", "1", "-W", "1", ip,
-            ])
-            .await;
-        if out.status.success() {
-            return true;
-        }
-        if started.elapsed() >= within {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let ping = [
+        "ip", "netns", "exec", netns, "ping", "-c", "1", "-W", "1", ip,
+    ];
+    answers_within(within, || host.exec(&ping)).await
 }
 
 /// Poll `f` until it gives `Some`, for at most `within`.
