@@ -17,6 +17,16 @@ use tokio::sync::OnceCell;
 use crate::error::{DriverError, Result};
 use crate::mapping;
 
+/// Whether `id` can name a control plane: it goes into Neutron tags and URL paths, so at
+/// most 255 letters, digits and `.:_-~`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 255
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:_-~".contains(&b))
+}
+
 /// Asks Docker for its engine id.
 pub type EngineId = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = std::result::Result<String, String>> + Send>>

@@ -401,21 +401,42 @@ impl Driver {
             }
         }
         self.cache.forget_subnetpool(pool_id);
-        let Some(mut pool) = self.subnetpool(&req.pool_id).await? else {
+        let Some(pool) = self.subnetpool(&req.pool_id).await? else {
             return Ok(Empty {});
         };
-        if pool.tags.iter().any(|t| mapping::is_control_plane_tag(t)) {
+        let own = if pool.tags.iter().any(|t| mapping::is_control_plane_tag(t)) {
+            Some(self.config.control_plane.tag().await?)
+        } else {
+            None
+        };
+        self.leave_pool(pool, own.as_deref()).await
+    }
+
+    /// A control plane (tagged `control_plane_tag`) gives a pool back: its mark goes, and
+    /// the last control plane, or one with no mark (a pool only it used), gives the pool
+    /// back: its subnets untagged, kuryr's own pool deleted once unused.
+    pub(crate) async fn leave_pool(
+        &self,
+        mut pool: SubnetPool,
+        control_plane_tag: Option<&str>,
+    ) -> Result<Empty> {
+        if let Some(tag) = control_plane_tag {
             // Shared: this control plane's mark goes; the last one gives the pool back.
-            let own = self.config.control_plane.tag().await?;
             self.neutron
                 .subnetpools()
-                .remove_tag(&pool.id, &own)
+                .remove_tag(&pool.id, tag)
                 .await
                 .map_err(neutron_err(format_args!(
-                    "untagging subnetpool {} for this control plane",
+                    "untagging subnetpool {} for control plane {tag}",
                     pool.id
                 )))?;
-            let Some(now) = self.subnetpool(&req.pool_id).await? else {
+            let Some(now) = self
+                .neutron
+                .subnetpools()
+                .get_opt(&pool.id)
+                .await
+                .map_err(neutron_err(format_args!("reading subnetpool {}", pool.id)))?
+            else {
                 return Ok(Empty {});
             };
             if now.tags.iter().any(|t| mapping::is_control_plane_tag(t)) {

@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod error;
 pub mod expose;
 pub mod floating;
+pub mod forget;
 mod host;
 pub mod ipam;
 mod ledger;

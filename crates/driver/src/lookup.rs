@@ -22,6 +22,11 @@ impl Driver {
                 "looking up the Neutron network of Docker network {}",
                 docker_id.as_str()
             )))?;
+        // Two hosts making one global-scope network at the same moment both tag a network
+        // for an instant; the one whose subnet the pool gave is it, and the other goes.
+        if found.len() > 1 && found.iter().filter(|n| !n.subnets.is_empty()).count() == 1 {
+            found.retain(|n| !n.subnets.is_empty());
+        }
         match found.len() {
             0 | 1 => Ok(found.pop()),
             n => Err(DriverError::conflict(format!(

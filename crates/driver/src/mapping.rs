@@ -154,8 +154,10 @@ pub fn network_of_published_fip(description: &str) -> Option<(&str, &str)> {
 /// (`-o neutron.floatingip=auto`); per Docker network, as several may share one network.
 pub fn fip_auto_tag(network: &DockerId) -> String {
     let short: String = network.as_str().chars().take(12).collect();
-    format!("kuryr.floatingip.auto:{short}")
+    format!("{FIP_AUTO_PREFIX}{short}")
 }
+
+const FIP_AUTO_PREFIX: &str = "kuryr.floatingip.auto:";
 
 const ROUTER_PREFIX: &str = "kuryr.router:";
 
@@ -181,6 +183,11 @@ const TAG_MAX: usize = 60;
 /// for a tag is replaced by a stable hash of it.
 pub fn host_tag(host_id: &str) -> String {
     bounded_tag(HOST_PREFIX, host_id)
+}
+
+/// Whether a tag is some host's [`host_tag`].
+pub fn is_host_tag(tag: &str) -> bool {
+    tag.starts_with(HOST_PREFIX)
 }
 
 /// `prefix` + `value`, or, when that is too long for a tag, the value's head and a stable
@@ -211,6 +218,72 @@ pub fn is_control_plane_tag(tag: &str) -> bool {
     tag.starts_with(CONTROL_PLANE_PREFIX)
 }
 
+const NETWORK_SCOPE_PREFIX: &str = "kuryr.cp.net:";
+
+/// Tag of an existing network saying which control plane the Docker network that attached
+/// it belongs to, so that a control plane that is gone for good (a Docker engine wiped with
+/// its id) can have its mappings removed by another ([`mappings_of`]). It holds the first
+/// 12 characters of each of the id's halves and the control plane's id (hashed when long).
+pub fn network_scope_tag(id: &DockerId, control_plane: &str) -> String {
+    bounded_tag(
+        NETWORK_SCOPE_PREFIX,
+        &format!("{}:{control_plane}", scope_key(id)),
+    )
+}
+
+/// What every [`network_scope_tag`] of this Docker network starts with.
+pub fn network_scope_prefix(id: &DockerId) -> String {
+    format!("{NETWORK_SCOPE_PREFIX}{}:", scope_key(id))
+}
+
+fn scope_key(id: &DockerId) -> String {
+    let (low, high) = id.halves();
+    let head = |s: &str| s.chars().take(12).collect::<String>();
+    format!("{}.{}", head(low), head(high))
+}
+
+/// The Docker networks of `control_plane` that attached the network with these tags: for
+/// each, the tags that map it (scope, id halves, `kuryr.net.existing:`, floating IPs).
+pub fn mappings_of(tags: &[String], control_plane: &str) -> Vec<Vec<String>> {
+    let half = |prefix: &str, head: &str| {
+        tags.iter()
+            .find(|t| {
+                t.strip_prefix(prefix).is_some_and(|v| {
+                    // A shorter head is the whole half (a swarm id's upper half is empty).
+                    if head.len() == 12 {
+                        v.starts_with(head)
+                    } else {
+                        v == head
+                    }
+                })
+            })
+            .cloned()
+    };
+    tags.iter()
+        .filter_map(|tag| {
+            let (key, _) = tag.strip_prefix(NETWORK_SCOPE_PREFIX)?.split_once(':')?;
+            let ours = bounded_tag(NETWORK_SCOPE_PREFIX, &format!("{key}:{control_plane}"));
+            if ours != *tag {
+                return None;
+            }
+            let (low, high) = key.split_once('.')?;
+            let mut mapping = vec![tag.clone()];
+            mapping.extend(half(LOWER_HALF, low));
+            mapping.extend(half(UPPER_HALF, high));
+            let short: String = low.chars().take(12).collect();
+            for t in [
+                format!("{EXISTING_NET_PREFIX}{short}"),
+                format!("{FIP_AUTO_PREFIX}{short}"),
+            ] {
+                if tags.contains(&t) {
+                    mapping.push(t);
+                }
+            }
+            Some(mapping)
+        })
+        .collect()
+}
+
 /// Tag of an adopted port naming the MAC Docker gave the endpoint that asked for it, so that
 /// the same endpoint's request for its other address family (`--ip` and `--ip6` on one
 /// dual-stack port) is told from another endpoint's.
@@ -235,7 +308,7 @@ pub fn is_adoption_tag(tag: &str) -> bool {
     tag == EXISTING_PORT_TAG
         || tag.starts_with(ADOPTED_BY_PREFIX)
         || is_adopted_for_tag(tag)
-        || tag.starts_with(HOST_PREFIX)
+        || is_host_tag(tag)
 }
 
 /// A tag that no other create request carries, so that a create whose answer was lost can
@@ -277,6 +350,39 @@ pub fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_control_planes_mappings_are_told_from_anothers() {
+        let a = id(&"ab".repeat(32));
+        let b = id(&"cd".repeat(32));
+        let swarm = id("0123456789abcdefghijklmno");
+        let long = "ABCD:EFGH:IJKL:MNOP:QRST:UVWX:YZ01:2345:6789:ABCD:EFGH:IJKL";
+        let mut tags: Vec<String> = Vec::new();
+        for (net, cp) in [(&a, long), (&b, "cp-b"), (&swarm, long)] {
+            tags.extend(id_tags(net));
+            tags.push(existing_network_tag(net));
+            tags.push(network_scope_tag(net, cp));
+        }
+        tags.push(fip_auto_tag(&a));
+        for t in &tags {
+            assert!(t.len() <= TAG_MAX, "{t}");
+        }
+        let mut of_long = mappings_of(&tags, long);
+        of_long.sort();
+        let mut want_a = vec![network_scope_tag(&a, long)];
+        want_a.extend(id_tags(&a));
+        want_a.push(existing_network_tag(&a));
+        want_a.push(fip_auto_tag(&a));
+        let mut want_swarm = vec![network_scope_tag(&swarm, long)];
+        want_swarm.extend(id_tags(&swarm));
+        want_swarm.push(existing_network_tag(&swarm));
+        let mut want = vec![want_a, want_swarm];
+        want.sort();
+        assert_eq!(of_long, want);
+        assert_eq!(mappings_of(&tags, "cp-b").len(), 1);
+        assert!(mappings_of(&tags, "cp-c").is_empty());
+        assert!(network_scope_tag(&b, "cp-b").starts_with(&network_scope_prefix(&b)));
+    }
 
     fn id(s: &str) -> DockerId {
         s.parse().unwrap()

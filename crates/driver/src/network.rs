@@ -55,9 +55,19 @@ impl Driver {
             }
         }
         let mut undo = Undo::default();
-        let result = self
+        let mut result = self
             .create_network_steps(req, &opts, &families, &mut undo)
             .await;
+        if result.is_err() && self.made_elsewhere(&req.network_id, &undo).await {
+            // A global-scope network reaches every host's CreateNetwork: another host made
+            // it at the same moment, and its subnet took the pool's CIDR first (the pool
+            // gives a CIDR once, which decides the race). Ours goes; theirs serves.
+            tracing::info!(network = %req.network_id.as_str(), "another host made this network at the same moment; using its Neutron network");
+            self.undo(std::mem::take(&mut undo)).await;
+            result = self
+                .create_network_steps(req, &opts, &families, &mut undo)
+                .await;
+        }
         if result.is_err() {
             self.undo(undo).await;
         } else {
@@ -98,6 +108,25 @@ impl Driver {
         Ok(())
     }
 
+    /// Whether this call made a network for `docker_id` and another network carrying the
+    /// same Docker id has a subnet: another host's CreateNetwork of the same network won.
+    async fn made_elsewhere(&self, docker_id: &DockerId, undo: &Undo) -> bool {
+        let Some(ours) = &undo.created_network else {
+            return false;
+        };
+        let Ok(networks) = self
+            .neutron
+            .networks()
+            .list(&Filters::new().tags(id_tags(docker_id)))
+            .await
+        else {
+            return false;
+        };
+        networks
+            .iter()
+            .any(|n| &n.id != ours && !n.subnets.is_empty())
+    }
+
     /// The Neutron network: already mapped (a retried call), adopted, or created.
     async fn network_for(
         &self,
@@ -127,6 +156,8 @@ impl Driver {
                 .await?;
             check_shared("network", &network.id, network.shared, opts.shared)?;
             tags.push(existing_network_tag(docker_id));
+            let control_plane = self.config.control_plane.id().await?;
+            tags.push(mapping::network_scope_tag(docker_id, &control_plane));
             self.tag_each(api, &network.id, &tags)
                 .await
                 .map_err(neutron_err(format_args!("tagging network {}", network.id)))?;
@@ -437,14 +468,15 @@ impl Driver {
             tracing::warn!(network = %req.network_id.as_str(), "DeleteNetwork: no Neutron network carries its tags; nothing to delete");
             return Ok(Empty {});
         };
-        // A network the user made stays, and other hosts' pools on it with it.
+        // A network the user made stays, and other hosts' pools on it with it; so does one
+        // that other control planes attached.
         let adopted = network
             .tags
             .contains(&existing_network_tag(&req.network_id));
         let deleted = self
             .with_pools_closed(
                 &network.id,
-                !adopted,
+                !adopted && !attached_by_others(&network),
                 self.delete_network_resources(req, &network),
             )
             .await;
@@ -474,6 +506,9 @@ impl Driver {
             None => self.subnets_of(&network.id).await?,
         };
         let mut pools: Vec<String> = Vec::new();
+        if !adopted && attached_by_others(network) {
+            return self.leave_to_others(req, network).await;
+        }
         if !adopted {
             // Neutron deletes a network's subnets with it, once no router holds them.
             self.detach_subnets(&subnets).await?;
@@ -521,6 +556,20 @@ impl Driver {
         let mut ours = id_tags(&req.network_id).to_vec();
         ours.push(existing_network_tag(&req.network_id));
         ours.push(mapping::fip_auto_tag(&req.network_id));
+        // The remembered network may predate its tagging: this control plane's scope tag
+        // is named, and any other of this Docker network's (an id configured since).
+        if let Ok(control_plane) = self.config.control_plane.id().await {
+            ours.push(mapping::network_scope_tag(&req.network_id, &control_plane));
+        }
+        let scope = mapping::network_scope_prefix(&req.network_id);
+        ours.extend(
+            network
+                .tags
+                .iter()
+                .filter(|t| t.starts_with(&scope) && !ours.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         self.untag_each(self.neutron.networks(), &network.id, &ours)
             .await
             .map_err(neutron_err(format_args!(
@@ -528,6 +577,36 @@ impl Driver {
                 network.id
             )))?;
         self.forget_pools(pools).await?;
+        Ok(Empty {})
+    }
+
+    /// A network kuryr made for this Docker network that Docker networks of other control
+    /// planes attached since (`-o neutron.net.uuid`): deleting it would cut their
+    /// containers off, so only this Docker network's mapping goes, and the network with its
+    /// subnets is theirs from now on (they never delete it: an operator does once they are
+    /// done). Without this host's tag, no reconciler takes it for an orphan.
+    async fn leave_to_others(&self, req: &NetworkRequest, network: &Network) -> Result<Empty> {
+        tracing::warn!(
+            network = %network.id,
+            "the Neutron network kuryr made for this Docker network is attached by Docker \
+             networks of other control planes: left to them with its subnets; delete it \
+             once they are done with it"
+        );
+        let mut ours = id_tags(&req.network_id).to_vec();
+        ours.push(mapping::fip_auto_tag(&req.network_id));
+        ours.extend(
+            network
+                .tags
+                .iter()
+                .filter(|t| mapping::is_host_tag(t))
+                .cloned(),
+        );
+        self.untag_each(self.neutron.networks(), &network.id, &ours)
+            .await
+            .map_err(neutron_err(format_args!(
+                "untagging network {}",
+                network.id
+            )))?;
         Ok(Empty {})
     }
 
@@ -660,6 +739,15 @@ impl Driver {
             )),
         }
     }
+}
+
+/// Whether Docker networks attached a network by name or id (`-o neutron.net.*`), which
+/// then serves them whoever made it.
+fn attached_by_others(network: &Network) -> bool {
+    network
+        .tags
+        .iter()
+        .any(|t| mapping::is_existing_network_tag(t))
 }
 
 /// IPAM data must be consistent before anything is created.

@@ -28,6 +28,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use kuryr_binding::{veth_names, PluggedInterface};
 use kuryr_libnetwork::network::NetworkRequest;
+use kuryr_libnetwork::DockerId;
 use kuryr_openstack::neutron::{Filters, FloatingIp, Network, Port, SubnetPool};
 use serde::Serialize;
 
@@ -58,6 +59,8 @@ pub enum OrphanKind {
     Network,
     Subnetpool,
     FloatingIp,
+    /// This host's pool ports on a network none of Docker's networks maps.
+    Pool,
 }
 
 /// One orphan: what it is and why it is one.
@@ -80,6 +83,8 @@ enum Target {
     Network(Box<Network>, String),
     Subnetpool(Box<SubnetPool>),
     FloatingIp(Box<FloatingIp>),
+    /// The network whose pool ports of this host go.
+    Pool(Box<Network>),
 }
 
 impl Finding {
@@ -87,7 +92,7 @@ impl Finding {
     fn key(&self) -> (OrphanKind, String, u64) {
         let revision = match &self.target {
             Target::Port(p) => p.revision_number,
-            Target::Network(n, _) => n.revision_number,
+            Target::Network(n, _) | Target::Pool(n) => n.revision_number,
             Target::Subnetpool(p) => p.revision_number,
             Target::FloatingIp(f) => f.revision_number,
             Target::Interface(_) => 0,
@@ -171,6 +176,15 @@ impl Driver {
                     min_age,
                 )
             }) {
+                // Docker networks of other control planes attached it: it serves them, and
+                // its tags carry several Docker ids.
+                if network
+                    .tags
+                    .iter()
+                    .any(|t| mapping::is_existing_network_tag(t))
+                {
+                    continue;
+                }
                 let Some(docker_id) = mapping::id_of_tags(&network.tags) else {
                     continue;
                 };
@@ -186,6 +200,9 @@ impl Driver {
             let (looked_at, orphans) = self.survey_subnetpools(docker, now, min_age).await?;
             survey.subnetpools = looked_at;
             survey.findings.extend(orphans);
+            survey
+                .findings
+                .extend(self.survey_pools(docker, now, min_age).await?);
             let (looked_at, orphans) = self.survey_floating_ips(docker, now, min_age).await?;
             survey.floating_ips = looked_at;
             survey.findings.extend(orphans);
@@ -291,6 +308,24 @@ impl Driver {
                     _ => Ok(false),
                 }
             }
+            Target::Pool(seen) => {
+                let Some(pools) = &self.pools else {
+                    return Ok(false);
+                };
+                let now = self
+                    .neutron
+                    .networks()
+                    .get_opt(&seen.id)
+                    .await
+                    .map_err(neutron_err(format_args!("reading network {}", seen.id)))?;
+                match now {
+                    Some(n) if n.revision_number == seen.revision_number => {
+                        tracing::info!(network = %n.id, "removing orphans: {}", finding.why);
+                        Ok(pools.clear_network(&n.id).await? > 0)
+                    }
+                    _ => Ok(false),
+                }
+            }
             Target::Interface(iface) => {
                 tracing::info!(interface = %iface.name, port = %iface.port_id, "removing an orphan: {}", finding.why);
                 let binder = self.binder().await?;
@@ -337,6 +372,71 @@ impl Driver {
             .filter(|p| !p.tags.iter().any(|t| crate::pool::is_pool_tag(t)))
             .map(|p| (p.id.clone(), p))
             .collect())
+    }
+
+    /// This host's pool ports on networks that none of Docker's networks maps (a Docker
+    /// engine wiped or replaced, a DeleteNetwork that never came): no container of this host
+    /// can take them. A network no Docker network maps at all (an operator filled a pool
+    /// ahead of its Docker network) is left to the pools' idle timeout.
+    async fn survey_pools(
+        &self,
+        docker: &DockerView,
+        now: chrono::DateTime<chrono::Utc>,
+        min_age: Duration,
+    ) -> Result<Vec<Finding>> {
+        let Some(pools) = &self.pools else {
+            return Ok(Vec::new());
+        };
+        let ports = pools
+            .neutron_ports()
+            .await
+            .map_err(neutron_err("listing this host's pool ports"))?;
+        let mut per_network: HashMap<&str, usize> = HashMap::new();
+        for port in &ports {
+            if old_enough_at(
+                port.updated_at.as_deref().or(port.created_at.as_deref()),
+                now,
+                min_age,
+            ) {
+                *per_network.entry(port.network_id.as_str()).or_default() += 1;
+            }
+        }
+        let docker_networks: Vec<[String; 2]> = docker
+            .networks
+            .iter()
+            .filter_map(|id| id.parse::<DockerId>().ok())
+            .map(|id| mapping::id_tags(&id))
+            .collect();
+        let mut findings = Vec::new();
+        for (network_id, count) in per_network {
+            let network = self
+                .neutron
+                .networks()
+                .get_opt(network_id)
+                .await
+                .map_err(neutron_err(format_args!("reading network {network_id}")))?;
+            let Some(network) = network else {
+                continue;
+            };
+            let mapped_by_some = network.tags.iter().any(|t| mapping::is_id_tag(t));
+            let mapped_here = docker_networks
+                .iter()
+                .any(|tags| tags.iter().all(|t| network.tags.contains(t)));
+            if !mapped_by_some || mapped_here {
+                continue;
+            }
+            findings.push(Finding {
+                kind: OrphanKind::Pool,
+                resource: network.id.clone(),
+                why: format!(
+                    "{count} pool ports of this host are on network {}, which none of \
+                     Docker's networks maps",
+                    network.id
+                ),
+                target: Target::Pool(Box::new(network)),
+            });
+        }
+        Ok(findings)
     }
 
     /// The floating IPs kuryr allocated on this host for an endpoint Docker no longer has
@@ -446,8 +546,11 @@ impl Driver {
                     })
             })
             .collect();
+        let mut orphans = self
+            .pools_of_gone_subnets(&made, &kuryr_prefix, now, min_age)
+            .await?;
         if candidates.is_empty() {
-            return Ok((made.len(), Vec::new()));
+            return Ok((made.len(), orphans));
         }
         let ids: Vec<&str> = candidates.iter().map(|p| p.id.as_str()).collect();
         let from_pools = ids
@@ -476,7 +579,7 @@ impl Driver {
                 "listing the subnets tagged with this host's subnetpools",
             ))?;
         used.extend(tagged.into_iter().flat_map(|s| s.tags));
-        let orphans = candidates
+        let unused = candidates
             .into_iter()
             .filter(|p| !used.contains(&p.id))
             .map(|p| Finding {
@@ -487,9 +590,66 @@ impl Driver {
                     p.id, p.name
                 ),
                 target: Target::Subnetpool(Box::new(p.clone())),
+            });
+        orphans.extend(unused);
+        Ok((made.len(), orphans))
+    }
+
+    /// The pools made on this host to pin a subnet (one per control plane) whose subnet is
+    /// gone: nothing can use them any more. The control plane that made one may be gone too
+    /// (a Docker engine wiped with its id), so whichever holds it, it goes.
+    async fn pools_of_gone_subnets(
+        &self,
+        made: &[SubnetPool],
+        kuryr_prefix: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        min_age: Duration,
+    ) -> Result<Vec<Finding>> {
+        let pinned: Vec<(&SubnetPool, &str)> = made
+            .iter()
+            .filter(|p| {
+                p.name.starts_with(kuryr_prefix)
+                    && !p.tags.iter().any(|t| t == EXISTING_POOL_TAG)
+                    && old_enough_at(
+                        p.updated_at.as_deref().or(p.created_at.as_deref()),
+                        now,
+                        min_age,
+                    )
+            })
+            .filter_map(|p| {
+                let subnet = p.tags.iter().find(|t| mapping::is_uuid(t))?;
+                Some((p, subnet.as_str()))
             })
             .collect();
-        Ok((made.len(), orphans))
+        if pinned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = pinned
+            .iter()
+            .fold(Filters::new(), |f, (_, s)| f.eq("id", *s))
+            .fields(["id"]);
+        let present: HashSet<String> = self
+            .neutron
+            .subnets()
+            .list(&ids)
+            .await
+            .map_err(neutron_err("looking up the subnets this host's pools pin"))?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        Ok(pinned
+            .into_iter()
+            .filter(|(_, subnet)| !present.contains(*subnet))
+            .map(|(p, subnet)| Finding {
+                kind: OrphanKind::Subnetpool,
+                resource: p.id.clone(),
+                why: format!(
+                    "subnet {subnet}, which subnetpool {} ({}) was made for, is gone",
+                    p.id, p.name
+                ),
+                target: Target::Subnetpool(Box::new(p.clone())),
+            })
+            .collect())
     }
 
     /// Interfaces kuryr plugged whose Neutron port is gone or holds another endpoint.

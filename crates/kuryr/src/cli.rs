@@ -82,6 +82,11 @@ pub struct GcArgs {
     /// Seconds between the two looks.
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     pub confirm_after: f64,
+    /// Instead: remove from Neutron the mappings of a control plane that is gone for good
+    /// (a Docker engine wiped or replaced: its tags on shared networks and subnetpools).
+    /// ID as `kuryr doctor` showed it on its host, or from the `kuryr.cp:` tags.
+    #[arg(long, value_name = "ID")]
+    pub forget_control_plane: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

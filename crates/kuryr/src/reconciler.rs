@@ -37,6 +37,10 @@ pub struct GcRequest {
     /// Seconds between the two looks.
     #[serde(default)]
     pub confirm_after: Option<f64>,
+    /// Instead of looking for orphans: remove the mappings of this control plane, which is
+    /// gone for good ([`kuryr_driver::forget`]).
+    #[serde(default)]
+    pub forget_control_plane: Option<String>,
 }
 
 /// What a round found and did.
@@ -123,6 +127,22 @@ impl Reconciler {
     /// # Errors
     /// Neutron could not be read.
     pub async fn gc(&self, req: &GcRequest) -> Result<GcReport, DriverError> {
+        if let Some(id) = &req.forget_control_plane {
+            let forgotten = self.driver.forget_control_plane(id, req.dry_run).await?;
+            return Ok(GcReport {
+                dry_run: req.dry_run,
+                removed: if req.dry_run { 0 } else { forgotten.len() },
+                orphans: forgotten
+                    .into_iter()
+                    .map(|f| Orphan {
+                        kind: f.kind.to_owned(),
+                        resource: f.resource,
+                        why: f.what,
+                    })
+                    .collect(),
+                ..GcReport::default()
+            });
+        }
         let _rounds = self.previous.lock().await;
         let min_age = req
             .min_age

@@ -159,6 +159,7 @@ async fn orphans_are_found_reported_and_removed() {
             dry_run: true,
             min_age: None,
             confirm_after: Some(0.5),
+            ..GcRequest::default()
         })
         .await
         .unwrap();
@@ -173,6 +174,7 @@ async fn orphans_are_found_reported_and_removed() {
             dry_run: true,
             min_age: Some(0.0),
             confirm_after: Some(1.0),
+            ..GcRequest::default()
         })
         .await
         .unwrap();
@@ -214,6 +216,7 @@ async fn orphans_are_found_reported_and_removed() {
             dry_run: false,
             min_age: Some(0.0),
             confirm_after: Some(1.0),
+            ..GcRequest::default()
         })
         .await
         .unwrap();
@@ -250,6 +253,7 @@ async fn orphans_are_found_reported_and_removed() {
             dry_run: true,
             min_age: Some(0.0),
             confirm_after: Some(0.5),
+            ..GcRequest::default()
         })
         .await
         .unwrap();

@@ -51,6 +51,24 @@ fn hosts_script(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `scripts/hosts up 2` bringing a host back with an empty Docker data root and kuryr
+/// state (a host reinstalled after it died).
+fn hosts_up_fresh() {
+    let out = Command::new(repo_root().join("scripts/hosts"))
+        .args(["up", "2"])
+        .env("KURYR_HOSTS_FRESH_DOCKER", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/hosts");
+    assert!(
+        out.status.success(),
+        "KURYR_HOSTS_FRESH_DOCKER=1 scripts/hosts up 2 failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// One simulated host, as `scripts/hosts env I` describes it.
 #[derive(Clone)]
 struct Host {
@@ -147,6 +165,41 @@ impl Host {
         pids
     }
 
+    /// `kuryr gc` against this host's daemon, taking anything old enough to be an orphan:
+    /// its JSON report.
+    async fn gc(&self) -> Value {
+        self.gc_with(&["--min-age", "0", "--confirm-after", "1"])
+            .await
+    }
+
+    /// `kuryr gc ARGS --json` against this host's daemon: its JSON report.
+    async fn gc_with(&self, args: &[&str]) -> Value {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kuryr"));
+        command
+            .args(["--config-file", &self.env["KURYR_HOST_CONFIG"], "gc"])
+            .args(["--admin-socket", &self.env["KURYR_HOST_ADMIN_SOCKET"]])
+            .args(args)
+            .arg("--json");
+        let out = output(command).await;
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{}: kuryr gc gave no JSON report ({e}): {}{}",
+                self.name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// A libnetwork call straight to this host's kuryr, as its Docker engine sends it.
+    async fn plugin(&self, path: &str, body: Value) -> (u16, Value) {
+        let socket = std::path::PathBuf::from(&self.env["KURYR_HOST_PLUGIN_SOCKET"]);
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || docker_harness::plugin_call(&socket, &path, &body))
+            .await
+            .unwrap()
+    }
+
     /// Whether `container` gets an answer to ping from `ip` within `within`.
     async fn pings(&self, container: &str, ip: &str, within: Duration) -> bool {
         let ping = ["exec", container, "ping", "-c", "1", "-W", "1", ip];
@@ -198,6 +251,10 @@ struct Scene {
     neutron_ports: Mutex<Vec<String>>,
     groups: Mutex<Vec<String>>,
     vms: Mutex<Vec<(u32, String)>>,
+    /// Docker networks made by libnetwork calls straight to the hosts' kuryr, and the
+    /// pools RequestPool gave (host, pool id): given back as Docker would.
+    plugin_networks: Mutex<Vec<String>>,
+    plugin_pools: Mutex<Vec<(u32, String)>>,
 }
 
 impl Scene {
@@ -422,6 +479,21 @@ impl Scene {
                 );
             }
         }
+        let plugin_networks = std::mem::take(&mut *self.plugin_networks.lock().unwrap());
+        for id in plugin_networks {
+            for h in &self.hosts {
+                let delete = serde_json::json!({ "NetworkID": id });
+                let _ = h.plugin("/NetworkDriver.DeleteNetwork", delete).await;
+            }
+        }
+        let plugin_pools = std::mem::take(&mut *self.plugin_pools.lock().unwrap());
+        for (host, id) in plugin_pools {
+            let release = serde_json::json!({ "PoolID": id });
+            let _ = self
+                .host(host)
+                .plugin("/IpamDriver.ReleasePool", release)
+                .await;
+        }
         let nets = std::mem::take(&mut *self.neutron_networks.lock().unwrap());
         for n in nets {
             if let Ok(Some(net)) = self.neutron.networks().get_opt(&n).await {
@@ -488,6 +560,8 @@ where
         neutron_ports: Mutex::default(),
         groups: Mutex::default(),
         vms: Mutex::default(),
+        plugin_networks: Mutex::default(),
+        plugin_pools: Mutex::default(),
     });
     scene.purge_leftovers().await;
     let outcome = tokio::spawn(body(scene.clone())).await;
@@ -952,4 +1026,326 @@ async fn each_hosts_pools_keep_to_their_host() {
             .is_some());
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the simulated hosts; scripts/test runs it between `scripts/hosts up 2` and `down`"]
+async fn a_removed_host_leaves_ports_only_its_own_fresh_daemon_cleans() {
+    const CIDR: &str = "10.210.5.0/24";
+    with_hosts("gone", |s| async move {
+        let (net, subnet) = s.user_network(CIDR).await;
+        let docker_net = s.name("dn");
+        s.attach(1, &docker_net, CIDR, &net, &subnet).await;
+        s.attach(2, &docker_net, CIDR, &net, &subnet).await;
+        let c1 = s.run(1, &s.name("c1"), &docker_net).await;
+        let c2 = s.run(2, &s.name("c2"), &docker_net).await;
+        assert!(s.host(1).pings(&c1.name, &c2.ip, FIRST_PING).await);
+        // host-1 has a container's port and free pool ports when it dies.
+        within("host-1's pool filled", Duration::from_secs(60), || async {
+            s.ports_on(&net.id)
+                .await
+                .iter()
+                .any(|p| p.binding_host_id == "host-1" && p.name == POOL_PORT_NAME)
+                .then_some(())
+        })
+        .await;
+        let c1_port = s.port_of(&net.id, &c1).await;
+        // What names host-1's Docker engine, which goes with the power cut: its control
+        // plane (the engine's id) and its Docker network's id.
+        let old_engine = s.host(1).docker_ok(&["info", "--format", "{{.ID}}"]).await;
+        let old_network = s
+            .host(1)
+            .docker_ok(&["network", "inspect", "--format", "{{.Id}}", &docker_net])
+            .await;
+        let host2_network = s
+            .host(2)
+            .docker_ok(&["network", "inspect", "--format", "{{.Id}}", &docker_net])
+            .await;
+        let host1: HashMap<String, u64> = s
+            .ports_on(&net.id)
+            .await
+            .into_iter()
+            .filter(|p| p.binding_host_id == "host-1")
+            .map(|p| (p.id, p.revision_number))
+            .collect();
+        assert!(host1.contains_key(&c1_port.id));
+
+        // A power cut: host-1's agent, Docker and kuryr stop at once.
+        hosts_script(&["down", "1"]);
+        // host-2's daemon takes none of host-1's ports for its orphans...
+        let report = s.host(2).gc().await;
+        let taken: Vec<&Value> = report["orphans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| host1.contains_key(o["resource"].as_str().unwrap_or("")))
+            .collect();
+        assert!(
+            taken.is_empty(),
+            "host-2's gc took host-1's ports: {report:#}"
+        );
+        // ...nor hands one out, and keeps serving.
+        let c3 = s.run(2, &s.name("c3"), &docker_net).await;
+        let c3_port = s.port_of(&net.id, &c3).await;
+        assert!(
+            !host1.contains_key(&c3_port.id),
+            "host-2 took a port of host-1"
+        );
+        assert_eq!(c3_port.binding_host_id, "host-2");
+        assert!(s.host(2).pings(&c3.name, &c2.ip, FIRST_PING).await);
+        for (id, revision) in &host1 {
+            let port = s.neutron.ports().get_opt(id).await.unwrap();
+            let port = port.unwrap_or_else(|| panic!("host-1's port {id} was deleted"));
+            assert_eq!(
+                port.revision_number, *revision,
+                "host-1's port {id} was changed while host-1 was down: {port:#?}"
+            );
+        }
+
+        // host-1 comes back reinstalled: a new Docker engine, which has none of the old
+        // containers and networks. Its daemon's gc removes every port of the old one.
+        hosts_up_fresh();
+        within(
+            "host-1's old ports removed by its gc",
+            Duration::from_secs(90),
+            || async {
+                let report = s.host(1).gc().await;
+                let errors = report["errors"].as_array().cloned().unwrap_or_default();
+                assert!(errors.is_empty(), "host-1's gc failed: {report:#}");
+                let mut left = Vec::new();
+                for id in host1.keys() {
+                    if s.neutron.ports().get_opt(id).await.unwrap().is_some() {
+                        left.push(id.clone());
+                    }
+                }
+                left.is_empty().then_some(())
+            },
+        )
+        .await;
+        // host-2's ports and containers are as they were.
+        for c in [&c2, &c3] {
+            let port = s.port_of(&net.id, c).await;
+            assert_eq!(port.binding_host_id, "host-2");
+        }
+        assert!(
+            s.host(2)
+                .pings(&c3.name, &c2.ip, Duration::from_secs(10))
+                .await
+        );
+        // The old engine's Docker network is gone with its engine: the scene must not try
+        // to remove it on host-1.
+        s.networks.lock().unwrap().retain(|(h, _)| *h != 1);
+        s.containers.lock().unwrap().retain(|(h, _)| *h != 1);
+
+        // The old engine's mappings stay until an operator names its control plane; any
+        // daemon then removes them, and host-2's stay.
+        let tags_of = |id: String| {
+            let s = s.clone();
+            async move { s.neutron.networks().get(&id).await.unwrap().tags }
+        };
+        let old_tags = docker_harness::id_tags(&old_network);
+        let tags = tags_of(net.id.clone()).await;
+        assert!(
+            old_tags.iter().all(|t| tags.contains(t)),
+            "the old engine's mapping is still there: {tags:?}"
+        );
+        let report = s
+            .host(2)
+            .gc_with(&["--forget-control-plane", &old_engine])
+            .await;
+        assert!(
+            report["errors"].as_array().is_none_or(|e| e.is_empty()),
+            "{report:#}"
+        );
+        let tags = tags_of(net.id.clone()).await;
+        assert!(
+            old_tags.iter().all(|t| !tags.contains(t))
+                && !tags.iter().any(|t| t.contains(&old_network[..12])),
+            "the old engine's tags are gone: {tags:?}"
+        );
+        for t in docker_harness::id_tags(&host2_network) {
+            assert!(tags.contains(&t), "host-2's mapping stays: {tags:?}");
+        }
+        let pools = s.pools_of_subnet(CIDR, &subnet.id).await;
+        assert_eq!(pools.len(), 1, "host-2's pool only: {pools:#?}");
+        let subnet_tags = s.neutron.subnets().get(&subnet.id).await.unwrap().tags;
+        assert_eq!(subnet_tags, vec![pools[0].id.clone()]);
+        // The last control plane leaves: the network and subnet are given back untagged.
+        for c in [&c2, &c3] {
+            s.remove_container(2, &c.name).await;
+        }
+        s.remove_network(2, &docker_net).await;
+        assert_eq!(tags_of(net.id.clone()).await, Vec::<String>::new());
+        let subnet_after = s.neutron.subnets().get(&subnet.id).await.unwrap();
+        assert_eq!(subnet_after.tags, Vec::<String>::new());
+        assert!(s.pools_of_subnet(CIDR, &subnet.id).await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the simulated hosts; scripts/test runs it between `scripts/hosts up 2` and `down`"]
+async fn one_network_made_on_two_hosts_at_once_is_one_neutron_network() {
+    const CIDR: &str = "10.210.6.0/24";
+    const ADDRESSES_PER_HOST: usize = 6;
+    with_hosts("race", |s| async move {
+        // An earlier run's pool, if that run died before giving it back.
+        let old = s
+            .neutron
+            .subnetpools()
+            .list(&Filters::new().eq("name", format!("kuryrPool-{CIDR}")))
+            .await
+            .unwrap();
+        for pool in old {
+            let _ = s.neutron.subnetpools().delete(&pool.id).await;
+        }
+        // What every host of a swarm gets for one global-scope network: the manager's
+        // RequestPool once, then CreateNetwork with the same id on each host.
+        let (status, pool) = s
+            .host(1)
+            .plugin(
+                "/IpamDriver.RequestPool",
+                serde_json::json!({"AddressSpace": "global", "Pool": CIDR, "SubPool": "",
+                    "Options": {}, "V6": false}),
+            )
+            .await;
+        assert_eq!(status, 200, "RequestPool: {pool}");
+        let pool_id = pool["PoolID"].as_str().unwrap().to_owned();
+        s.plugin_pools.lock().unwrap().push((1, pool_id.clone()));
+        let docker_id = format!(
+            "{:016x}{:016x}{:016x}{:016x}",
+            rand_word(),
+            rand_word(),
+            rand_word(),
+            rand_word()
+        );
+        let create = serde_json::json!({
+            "NetworkID": docker_id,
+            "Options": {"com.docker.network.enable_ipv6": false,
+                        "com.docker.network.generic": {}},
+            "IPv4Data": [{"AddressSpace": "global", "Pool": CIDR, "Gateway": "10.210.6.1/24"}],
+            "IPv6Data": []
+        });
+        s.plugin_networks.lock().unwrap().push(docker_id.clone());
+        let (a, b) = tokio::join!(
+            s.host(1)
+                .plugin("/NetworkDriver.CreateNetwork", create.clone()),
+            s.host(2)
+                .plugin("/NetworkDriver.CreateNetwork", create.clone()),
+        );
+        let tags = docker_harness::id_tags(&docker_id);
+        let made = s
+            .neutron
+            .networks()
+            .list(&Filters::new().tags(tags.clone()))
+            .await
+            .unwrap();
+        for n in &made {
+            s.neutron_networks.lock().unwrap().push(n.id.clone());
+        }
+        assert_eq!(
+            (a.0, b.0),
+            (200, 200),
+            "CreateNetwork on both hosts: {a:?} {b:?}"
+        );
+        assert_eq!(
+            made.len(),
+            1,
+            "one Neutron network for the Docker network: {made:#?}"
+        );
+        let network = &made[0];
+        let subnets = s
+            .neutron
+            .subnets()
+            .list(&Filters::new().eq("cidr", CIDR))
+            .await
+            .unwrap();
+        assert_eq!(subnets.len(), 1, "one subnet of {CIDR}: {subnets:#?}");
+        assert_eq!(subnets[0].network_id, network.id);
+
+        // Both hosts take addresses from the one subnet at once: no address twice.
+        let request = serde_json::json!({"PoolID": pool_id, "Address": "", "Options": {}});
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..2 * ADDRESSES_PER_HOST {
+            let host = s.host(1 + (i % 2) as u32).clone();
+            let request = request.clone();
+            calls.spawn(async move {
+                let answer = host.plugin("/IpamDriver.RequestAddress", request).await;
+                (host.index, answer)
+            });
+        }
+        let mut addresses: HashMap<String, u32> = HashMap::new();
+        while let Some(done) = calls.join_next().await {
+            let (host, (status, answer)) = done.unwrap();
+            assert_eq!(status, 200, "host-{host} RequestAddress: {answer}");
+            let address = answer["Address"].as_str().unwrap().to_owned();
+            if let Some(other) = addresses.insert(address.clone(), host) {
+                panic!("{address} given to host-{other} and host-{host}");
+            }
+        }
+        let ports = s.ports_on(&network.id).await;
+        for address in addresses.keys() {
+            let ip = address.split('/').next().unwrap();
+            let holders: Vec<&Port> = ports
+                .iter()
+                .filter(|p| p.fixed_ips.iter().any(|f| f.ip_address == ip))
+                .collect();
+            assert_eq!(holders.len(), 1, "one port holds {ip}: {holders:#?}");
+        }
+        for (address, host) in &addresses {
+            let ip = address.split('/').next().unwrap();
+            let release = serde_json::json!({"PoolID": pool_id, "Address": ip});
+            let (status, answer) = s
+                .host(*host)
+                .plugin("/IpamDriver.ReleaseAddress", release)
+                .await;
+            assert_eq!(status, 200, "ReleaseAddress {address}: {answer}");
+        }
+        // Each host's DeleteNetwork; the last one leaves nothing.
+        let delete = serde_json::json!({"NetworkID": docker_id});
+        for host in [2, 1] {
+            let (status, answer) = s
+                .host(host)
+                .plugin("/NetworkDriver.DeleteNetwork", delete.clone())
+                .await;
+            assert_eq!(status, 200, "host-{host} DeleteNetwork: {answer}");
+        }
+        s.plugin_networks.lock().unwrap().clear();
+        let release = serde_json::json!({"PoolID": pool_id});
+        let (status, answer) = s.host(1).plugin("/IpamDriver.ReleasePool", release).await;
+        assert_eq!(status, 200, "ReleasePool: {answer}");
+        s.plugin_pools.lock().unwrap().clear();
+        assert!(s
+            .neutron
+            .networks()
+            .list(&Filters::new().tags(tags))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(s.pools_of_subnet(CIDR, &subnets[0].id).await.is_empty());
+        let left = s
+            .neutron
+            .subnetpools()
+            .list(&Filters::new().eq("name", format!("kuryrPool-{CIDR}")))
+            .await
+            .unwrap();
+        assert!(
+            left.is_empty(),
+            "RequestPool's pool is given back: {left:#?}"
+        );
+    })
+    .await;
+}
+
+/// 64 random bits (a Docker id's quarter).
+fn rand_word() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
 }

@@ -194,6 +194,36 @@ impl Pools {
         Ok(deleted)
     }
 
+    /// Every pool port of this host on a network no container of this host can use (none
+    /// of Docker's networks maps it): the free ones, and those that containers of a Docker
+    /// engine now gone held. Returns how many were deleted.
+    pub async fn clear_network(self: &Arc<Self>, network_id: &str) -> crate::Result<usize> {
+        let closed = self.close_network(network_id, false).await;
+        let held = self
+            .neutron
+            .ports()
+            .list(
+                &Filters::new()
+                    .eq("network_id", network_id)
+                    .tags([self.tag()])
+                    .fields(["id"]),
+            )
+            .await
+            .map_err(crate::error::neutron_err(format!(
+                "listing this host's pool ports on network {network_id}"
+            )));
+        let deleted = match &held {
+            Ok(held) => {
+                self.delete_all(held.iter().map(|p| p.id.clone()).collect())
+                    .await
+            }
+            Err(_) => 0,
+        };
+        self.reopen_network(network_id);
+        held?;
+        Ok(closed? + deleted)
+    }
+
     /// Pools no container took a port from for `ports_pool_idle_timeout`: their free ports
     /// go back to Neutron (with their interfaces), and the pools start over at their
     /// network's next address request. Returns how many ports were deleted.

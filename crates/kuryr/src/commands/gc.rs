@@ -25,6 +25,7 @@ async fn gc(load: &LoadOptions, args: &GcArgs) -> Result<GcReport, String> {
         dry_run: args.dry_run,
         min_age: args.min_age,
         confirm_after: Some(args.confirm_after),
+        forget_control_plane: args.forget_control_plane.clone(),
     };
     let report: GcReport = call(&socket, "POST", "/v1/gc", Some(&req)).await?;
     if args.json {
@@ -50,7 +51,9 @@ async fn gc(load: &LoadOptions, args: &GcArgs) -> Result<GcReport, String> {
     for error in &report.errors {
         println!("failed: {error}");
     }
-    if report.orphans.is_empty() {
+    if let (Some(id), true) = (&args.forget_control_plane, report.orphans.is_empty()) {
+        println!("nothing to do: control plane {id} maps nothing in Neutron");
+    } else if report.orphans.is_empty() {
         println!(
             "nothing to do: {} kuryr ports, {} networks, {} subnetpools, {} floating IPs and {} plugged interfaces of this host checked",
             report.ports, report.networks, report.subnetpools, report.floating_ips, report.interfaces

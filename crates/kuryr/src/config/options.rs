@@ -324,11 +324,7 @@ impl<'a> SectionReader<'a> {
         if id.is_empty() {
             return Ok(None);
         }
-        let fine = id.len() <= 255
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".:_-~".contains(&b));
-        if fine {
+        if kuryr_driver::control_plane::is_valid_id(id) {
             Ok(Some(id.to_owned()))
         } else {
             Err(self.invalid(
