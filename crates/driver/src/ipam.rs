@@ -420,32 +420,36 @@ impl Driver {
         mut pool: SubnetPool,
         control_plane_tag: Option<&str>,
     ) -> Result<Empty> {
-        if let Some(tag) = control_plane_tag {
+        let api = self.neutron.subnetpools();
+        let others = |p: &SubnetPool| {
+            p.tags
+                .iter()
+                .any(|t| mapping::is_control_plane_tag(t) && Some(t.as_str()) != control_plane_tag)
+        };
+        if let (Some(tag), true) = (control_plane_tag, others(&pool)) {
             // Shared: this control plane's mark goes; the last one gives the pool back.
-            self.neutron
-                .subnetpools()
-                .remove_tag(&pool.id, tag)
+            api.remove_tag(&pool.id, tag)
                 .await
                 .map_err(neutron_err(format_args!(
                     "untagging subnetpool {} for control plane {tag}",
                     pool.id
                 )))?;
-            let Some(now) = self
-                .neutron
-                .subnetpools()
+            let Some(now) = api
                 .get_opt(&pool.id)
                 .await
                 .map_err(neutron_err(format_args!("reading subnetpool {}", pool.id)))?
             else {
                 return Ok(Empty {});
             };
-            if now.tags.iter().any(|t| mapping::is_control_plane_tag(t)) {
+            if others(&now) {
                 tracing::info!(pool = %pool.id, "another control plane still uses this pool; left to it");
                 return Ok(Empty {});
             }
             pool = now;
         }
-        // Subnets adopted for this pool carried its id; give them back untouched.
+        // The last user: the subnets adopted for this pool carried its id, and are given back
+        // untouched before its mark goes, so that a crash in between leaves a pool no subnet
+        // names, which the reconciler recognises.
         let tagged = self
             .neutron
             .subnets()
@@ -467,6 +471,15 @@ impl Driver {
             )
             .await
             .map_err(neutron_err(format_args!("untagging subnet {}", subnet.id)))?;
+        }
+        if let Some(tag) = control_plane_tag.filter(|t| pool.tags.iter().any(|x| x == t)) {
+            api.remove_tag(&pool.id, tag)
+                .await
+                .map_err(neutron_err(format_args!(
+                    "untagging subnetpool {} for control plane {tag}",
+                    pool.id
+                )))?;
+            pool.tags.retain(|t| t != tag);
         }
         self.forget_subnetpool(&pool).await
     }

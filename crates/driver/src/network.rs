@@ -464,7 +464,8 @@ impl Driver {
     }
 
     pub(crate) async fn delete_network(&self, req: &NetworkRequest) -> Result<Empty> {
-        let Some(network) = self.cached_network(&req.network_id).await? else {
+        // Read afresh: other control planes may have attached it since it was remembered.
+        let Some(network) = self.network_of(&req.network_id).await? else {
             tracing::warn!(network = %req.network_id.as_str(), "DeleteNetwork: no Neutron network carries its tags; nothing to delete");
             return Ok(Empty {});
         };

@@ -547,7 +547,7 @@ impl Driver {
             })
             .collect();
         let mut orphans = self
-            .pools_of_gone_subnets(&made, &kuryr_prefix, now, min_age)
+            .unnamed_pinning_pools(&made, &kuryr_prefix, now, min_age)
             .await?;
         if candidates.is_empty() {
             return Ok((made.len(), orphans));
@@ -595,10 +595,13 @@ impl Driver {
         Ok((made.len(), orphans))
     }
 
-    /// The pools made on this host to pin a subnet (one per control plane) whose subnet is
-    /// gone: nothing can use them any more. The control plane that made one may be gone too
-    /// (a Docker engine wiped with its id), so whichever holds it, it goes.
-    async fn pools_of_gone_subnets(
+    /// The pools made on this host to pin a subnet (one per control plane) that no subnet
+    /// names any more: every Docker network using one tags its subnet with the pool's id,
+    /// so one whose subnet is gone, or lost that tag (a ReleasePool cut short between
+    /// giving the subnet back and deleting the pool), serves no one. The control plane that
+    /// made it may be gone too (a Docker engine wiped with its id), so whichever holds it,
+    /// it goes.
+    async fn unnamed_pinning_pools(
         &self,
         made: &[SubnetPool],
         kuryr_prefix: &str,
@@ -627,27 +630,37 @@ impl Driver {
         let ids = pinned
             .iter()
             .fold(Filters::new(), |f, (_, s)| f.eq("id", *s))
-            .fields(["id"]);
-        let present: HashSet<String> = self
+            .fields(["id", "tags"]);
+        let subnets: HashMap<String, Vec<String>> = self
             .neutron
             .subnets()
             .list(&ids)
             .await
             .map_err(neutron_err("looking up the subnets this host's pools pin"))?
             .into_iter()
-            .map(|s| s.id)
+            .map(|s| (s.id, s.tags))
             .collect();
         Ok(pinned
             .into_iter()
-            .filter(|(_, subnet)| !present.contains(*subnet))
-            .map(|(p, subnet)| Finding {
-                kind: OrphanKind::Subnetpool,
-                resource: p.id.clone(),
-                why: format!(
-                    "subnet {subnet}, which subnetpool {} ({}) was made for, is gone",
-                    p.id, p.name
-                ),
-                target: Target::Subnetpool(Box::new(p.clone())),
+            .filter_map(|(p, subnet)| {
+                let why = match subnets.get(subnet) {
+                    None => format!(
+                        "subnet {subnet}, which subnetpool {} ({}) was made for, is gone",
+                        p.id, p.name
+                    ),
+                    Some(tags) if !tags.contains(&p.id) => format!(
+                        "subnet {subnet} no longer names subnetpool {} ({}), which was made \
+                         for it: no Docker network uses the pool",
+                        p.id, p.name
+                    ),
+                    Some(_) => return None,
+                };
+                Some(Finding {
+                    kind: OrphanKind::Subnetpool,
+                    resource: p.id.clone(),
+                    why,
+                    target: Target::Subnetpool(Box::new(p.clone())),
+                })
             })
             .collect())
     }

@@ -58,6 +58,110 @@ async fn two_control_planes_share_an_existing_network_and_give_it_back_untagged(
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_kuryr_made_that_another_control_plane_attached_is_left_to_it() {
+    const CIDR: &str = "10.211.2.0/24";
+    with_kuryr_unstarted("cp-made-a", &[CIDR], |a| async move {
+        let b = Arc::new(Kuryr::without_daemon("cp-made-b").await);
+        let conf = |k: &Kuryr, cp: &str| {
+            stack_config_with(
+                &k.plugin,
+                &format!("[DEFAULT]\ncontrol_plane_id = {cp}\n[vif_pool]\nenabled = false"),
+            )
+        };
+        a.serve_with(&conf(&a, "cp-made-a"), &plugin_socket(&a), false)
+            .await;
+        b.serve_with(&conf(&b, "cp-made-b"), &plugin_socket(&b), false)
+            .await;
+        let body = {
+            let (a, b) = (a.clone(), b.clone());
+            tokio::spawn(async move { attach_made(&a, &b, CIDR).await })
+        };
+        let outcome = body.await;
+        b.cleanup().await;
+        if let Err(e) = outcome {
+            eprintln!("--- control plane b's kuryr log ---\n{}", b.log_text());
+            std::panic::resume_unwind(e.into_panic());
+        }
+    })
+    .await;
+}
+
+/// a makes a network through Docker; b attaches it by id: a's `docker network rm` must not
+/// cut b's containers off.
+async fn attach_made(a: &Kuryr, b: &Kuryr, cidr: &str) {
+    let na = a.name("na");
+    let id_a = a.create_network(&na, &["--subnet", cidr]).await;
+    let made = a.network_of(&id_a).await;
+    let subnet = a.neutron.subnets().get(&made.subnets[0]).await.unwrap();
+    let net_opt = format!("neutron.net.uuid={}", made.id);
+    let sub_opt = format!("neutron.subnet.uuid={}", subnet.id);
+    let nb = b.name("nb");
+    let id_b = b
+        .create_network(
+            &nb,
+            &[
+                "--subnet",
+                cidr,
+                "-o",
+                &net_opt,
+                "-o",
+                &sub_opt,
+                "--ipam-opt",
+                &sub_opt,
+            ],
+        )
+        .await;
+    let (ca, cb) = (a.name("ca"), b.name("cb"));
+    a.run(&ca, &["--net", &na]).await;
+    b.run(&cb, &["--net", &nb]).await;
+    let ip_b = b.attachment(&cb, &nb).await.ip;
+    assert!(a.pings(&ca, &ip_b, Duration::from_secs(60)).await);
+
+    // a leaves: the network and its subnet stay for b, without a's tags.
+    a.remove_container(&ca).await;
+    a.remove_network(&na).await;
+    let network = a.neutron.networks().get(&made.id).await.unwrap();
+    for tag in id_tags(&id_a) {
+        assert!(!network.tags.contains(&tag), "{tag}: {:?}", network.tags);
+    }
+    assert!(
+        !network.tags.iter().any(|t| t.starts_with("kuryr.host:")),
+        "no host's reconciler takes it for an orphan: {:?}",
+        network.tags
+    );
+    for tag in id_tags(&id_b) {
+        assert!(network.tags.contains(&tag), "{tag}: {:?}", network.tags);
+    }
+    assert!(a
+        .neutron
+        .subnets()
+        .get_opt(&subnet.id)
+        .await
+        .unwrap()
+        .is_some());
+    let cb2 = b.name("cb2");
+    b.run(&cb2, &["--net", &nb]).await;
+    assert!(b.pings(&cb2, &ip_b, Duration::from_secs(60)).await);
+
+    // b leaves: the network is given back untagged, and never deleted by b.
+    b.remove_container(&cb).await;
+    b.remove_container(&cb2).await;
+    b.remove_network(&nb).await;
+    let network = a.neutron.networks().get(&made.id).await.unwrap();
+    assert!(
+        !has_kuryr_tag(&network.tags),
+        "untagged: {:?}",
+        network.tags
+    );
+    assert!(a.ports_on(&made.id).await.is_empty(), "no port left");
+    // An operator deletes it once done; a's pool then has no subnet, and goes too.
+    remove_network_and_ports(&a.neutron, &network).await;
+    for pool in a.pools_named(&format!("kuryrPool-{cidr}")).await {
+        let _ = a.neutron.subnetpools().delete(&pool.id).await;
+    }
+}
+
 async fn share(a: &Kuryr, b: &Kuryr, cidr: &str) {
     let (net, subnets) = a.neutron_network(&a.name("shared"), &[cidr]).await;
     let subnet = &subnets[0];

@@ -737,7 +737,19 @@ async fn a_host_port_already_forwarded_is_refused_naming_its_holder_and_nothing_
         // A forwarding someone else made on that floating IP.
         let neutron_net = k.network_of(&docker_net).await;
         let subnet = k.subnets_on(&neutron_net.id).await.remove(0);
-        let other = k.neutron_port(&k.name("vm"), &subnet, "10.208.6.250").await;
+        // Neutron hands out addresses at random, so a pool port may hold any one: a free one.
+        let held: Vec<String> = k
+            .ports_on(&neutron_net.id)
+            .await
+            .into_iter()
+            .flat_map(|p| p.fixed_ips.into_iter().map(|f| f.ip_address))
+            .collect();
+        let vm_ip = (200..=250)
+            .rev()
+            .map(|i| format!("10.208.6.{i}"))
+            .find(|ip| !held.contains(ip))
+            .unwrap();
+        let other = k.neutron_port(&k.name("vm"), &subnet, &vm_ip).await;
         let theirs = n
             .port_forwardings(&fip.id)
             .unwrap()
@@ -745,7 +757,7 @@ async fn a_host_port_already_forwarded_is_refused_naming_its_holder_and_nothing_
                 protocol: Some("tcp".into()),
                 external_port: Some(18091),
                 internal_port: Some(22),
-                internal_ip_address: Some("10.208.6.250".into()),
+                internal_ip_address: Some(vm_ip.clone()),
                 internal_port_id: Some(other.id.clone()),
                 description: Some("the user's".into()),
             })
