@@ -23,21 +23,35 @@ pub struct Forgotten {
     pub resource: String,
     /// What goes.
     pub what: String,
+    /// Why it could not be removed (the next run tries again).
+    pub error: Option<String>,
 }
+
+const MARK_PREFIX: &str = "kuryr.cp:";
 
 impl Driver {
     /// Removes (or with `dry_run`, lists) every mapping of control plane `id` on shared
-    /// Neutron resources.
+    /// Neutron resources. `id` may also be given as its `kuryr.cp:` tag.
     ///
     /// # Errors
-    /// `id` is not a control plane's id, or is this daemon's own; Neutron refused.
+    /// `id` is not a control plane's id, or is this daemon's own (or this daemon cannot
+    /// tell its own); Neutron could not be read.
     pub async fn forget_control_plane(&self, id: &str, dry_run: bool) -> Result<Vec<Forgotten>> {
+        let id = id.strip_prefix(MARK_PREFIX).unwrap_or(id);
         if !is_valid_id(id) {
             return Err(DriverError::invalid(format!(
                 "{id:?} is not a control plane id (at most 255 letters, digits and .:_-~)"
             )));
         }
-        if self.config.control_plane.id().await.ok().as_deref() == Some(id) {
+        if mapping::is_hashed_tag_value(id) {
+            // A tag that holds a hash names the id only in part.
+            return Err(DriverError::invalid(format!(
+                "{MARK_PREFIX}{id} holds a hash of a long id, not the id: give the whole id \
+                 (`kuryr doctor` on its host, or `docker info` of its engine)"
+            )));
+        }
+        let own = self.config.control_plane.id().await?;
+        if own == id {
             return Err(DriverError::invalid(format!(
                 "{id} is this daemon's own control plane; remove its Docker networks with \
                  `docker network rm` instead"
@@ -51,19 +65,20 @@ impl Driver {
             .map_err(neutron_err("listing networks"))?;
         for network in all {
             for tags in mapping::mappings_of(&network.tags, id) {
+                let error = if dry_run {
+                    None
+                } else {
+                    self.untag_each(networks.clone(), &network.id, &tags)
+                        .await
+                        .err()
+                        .map(|e| format!("untagging network {}: {e}", network.id))
+                };
                 done.push(Forgotten {
                     kind: "network",
                     resource: network.id.clone(),
                     what: format!("tags {}", tags.join(", ")),
+                    error,
                 });
-                if !dry_run {
-                    self.untag_each(networks.clone(), &network.id, &tags)
-                        .await
-                        .map_err(neutron_err(format_args!(
-                            "untagging network {}",
-                            network.id
-                        )))?;
-                }
             }
         }
         let mark = mapping::control_plane_tag(id);
@@ -76,14 +91,21 @@ impl Driver {
                 "listing the subnetpools tagged {mark}"
             )))?;
         for pool in pools {
+            let (resource, what) = (pool.id.clone(), format!("tag {mark} ({})", pool.name));
+            let error = if dry_run {
+                None
+            } else {
+                self.leave_pool(pool, Some(&mark))
+                    .await
+                    .err()
+                    .map(|e| e.report())
+            };
             done.push(Forgotten {
                 kind: "subnetpool",
-                resource: pool.id.clone(),
-                what: format!("tag {mark} ({})", pool.name),
+                resource,
+                what,
+                error,
             });
-            if !dry_run {
-                self.leave_pool(pool, Some(&mark)).await?;
-            }
         }
         Ok(done)
     }

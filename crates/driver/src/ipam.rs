@@ -449,7 +449,27 @@ impl Driver {
         }
         // The last user: the subnets adopted for this pool carried its id, and are given back
         // untouched before its mark goes, so that a crash in between leaves a pool no subnet
-        // names, which the reconciler recognises.
+        // names, which the reconciler recognises. Another control plane may have marked the
+        // pool since it was read: then it keeps the pool and the subnets' tags.
+        if let Some(tag) = control_plane_tag {
+            let now = api
+                .get_opt(&pool.id)
+                .await
+                .map_err(neutron_err(format_args!("reading subnetpool {}", pool.id)))?;
+            match now {
+                None => return Ok(Empty {}),
+                Some(now) if others(&now) => {
+                    api.remove_tag(&pool.id, tag)
+                        .await
+                        .map_err(neutron_err(format_args!(
+                            "untagging subnetpool {} for control plane {tag}",
+                            pool.id
+                        )))?;
+                    return Ok(Empty {});
+                }
+                Some(now) => pool = now,
+            }
+        }
         let tagged = self
             .neutron
             .subnets()

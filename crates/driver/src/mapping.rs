@@ -46,6 +46,12 @@ pub fn is_existing_network_tag(tag: &str) -> bool {
     tag.starts_with(EXISTING_NET_PREFIX)
 }
 
+/// Whether Docker networks attached the network with these tags by name or id
+/// (`-o neutron.net.*`): it then serves them, whoever made it.
+pub fn attached_by_some(tags: &[String]) -> bool {
+    tags.iter().any(|t| is_existing_network_tag(t))
+}
+
 /// Name of a Neutron network kuryr creates.
 pub fn network_name(id: &DockerId) -> String {
     let short: String = id.as_str().chars().take(8).collect();
@@ -205,6 +211,17 @@ fn bounded_tag(prefix: &str, value: &str) -> String {
     format!("{prefix}{head}~{hash:016x}")
 }
 
+/// Whether a tag's value (after its prefix) is [`bounded_tag`]'s head and hash of a value
+/// too long for a tag, rather than the value itself.
+pub fn is_hashed_tag_value(value: &str) -> bool {
+    value.len() > 17
+        && value.as_bytes()[value.len() - 17] == b'~'
+        && value[value.len() - 16..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit())
+        && value.len() + CONTROL_PLANE_PREFIX.len() == TAG_MAX
+}
+
 const CONTROL_PLANE_PREFIX: &str = "kuryr.cp:";
 
 /// Tag of a shared resource (a subnetpool several Docker control planes map) saying that
@@ -267,7 +284,9 @@ pub fn mappings_of(tags: &[String], control_plane: &str) -> Vec<Vec<String>> {
                 return None;
             }
             let (low, high) = key.split_once('.')?;
-            let mut mapping = vec![tag.clone()];
+            // The scope tag last: removed one at a time, a cut-short removal leaves the
+            // mapping still findable.
+            let mut mapping = Vec::new();
             mapping.extend(half(LOWER_HALF, low));
             mapping.extend(half(UPPER_HALF, high));
             let short: String = low.chars().take(12).collect();
@@ -279,6 +298,7 @@ pub fn mappings_of(tags: &[String], control_plane: &str) -> Vec<Vec<String>> {
                     mapping.push(t);
                 }
             }
+            mapping.push(tag.clone());
             Some(mapping)
         })
         .collect()
@@ -369,19 +389,22 @@ mod tests {
         }
         let mut of_long = mappings_of(&tags, long);
         of_long.sort();
-        let mut want_a = vec![network_scope_tag(&a, long)];
-        want_a.extend(id_tags(&a));
+        let mut want_a = id_tags(&a).to_vec();
         want_a.push(existing_network_tag(&a));
         want_a.push(fip_auto_tag(&a));
-        let mut want_swarm = vec![network_scope_tag(&swarm, long)];
-        want_swarm.extend(id_tags(&swarm));
+        want_a.push(network_scope_tag(&a, long));
+        let mut want_swarm = id_tags(&swarm).to_vec();
         want_swarm.push(existing_network_tag(&swarm));
+        want_swarm.push(network_scope_tag(&swarm, long));
         let mut want = vec![want_a, want_swarm];
         want.sort();
         assert_eq!(of_long, want);
         assert_eq!(mappings_of(&tags, "cp-b").len(), 1);
         assert!(mappings_of(&tags, "cp-c").is_empty());
         assert!(network_scope_tag(&b, "cp-b").starts_with(&network_scope_prefix(&b)));
+        let mark = control_plane_tag(long);
+        assert!(is_hashed_tag_value(mark.strip_prefix("kuryr.cp:").unwrap()));
+        assert!(!is_hashed_tag_value("cp-b"));
     }
 
     fn id(s: &str) -> DockerId {

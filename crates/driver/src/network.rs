@@ -58,11 +58,16 @@ impl Driver {
         let mut result = self
             .create_network_steps(req, &opts, &families, &mut undo)
             .await;
-        if result.is_err() && self.made_elsewhere(&req.network_id, &undo).await {
+        let raced = match &result {
+            Err(e) if self.raced(&req.network_id, &undo).await => Some(e.report()),
+            _ => None,
+        };
+        if let Some(first) = raced {
             // A global-scope network reaches every host's CreateNetwork: another host made
             // it at the same moment, and its subnet took the pool's CIDR first (the pool
-            // gives a CIDR once, which decides the race). Ours goes; theirs serves.
-            tracing::info!(network = %req.network_id.as_str(), "another host made this network at the same moment; using its Neutron network");
+            // gives a CIDR once, which decides the race). What this call made goes, except
+            // a network holding the other's subnet; the other's network serves.
+            tracing::info!(network = %req.network_id.as_str(), "another host made this network at the same moment; using what it made ({first})");
             self.undo(std::mem::take(&mut undo)).await;
             result = self
                 .create_network_steps(req, &opts, &families, &mut undo)
@@ -108,12 +113,10 @@ impl Driver {
         Ok(())
     }
 
-    /// Whether this call made a network for `docker_id` and another network carrying the
-    /// same Docker id has a subnet: another host's CreateNetwork of the same network won.
-    async fn made_elsewhere(&self, docker_id: &DockerId, undo: &Undo) -> bool {
-        let Some(ours) = &undo.created_network else {
-            return false;
-        };
+    /// Whether another host's CreateNetwork of the same Docker network got in the way of
+    /// this one: a network kuryr made for it (this call's or another's) has a subnet this
+    /// call did not make.
+    async fn raced(&self, docker_id: &DockerId, undo: &Undo) -> bool {
         let Ok(networks) = self
             .neutron
             .networks()
@@ -122,9 +125,12 @@ impl Driver {
         else {
             return false;
         };
+        let existing = existing_network_tag(docker_id);
         networks
             .iter()
-            .any(|n| &n.id != ours && !n.subnets.is_empty())
+            .filter(|n| !n.tags.contains(&existing))
+            .flat_map(|n| &n.subnets)
+            .any(|s| !undo.created_subnets.contains(s))
     }
 
     /// The Neutron network: already mapped (a retried call), adopted, or created.
@@ -298,6 +304,9 @@ impl Driver {
                 };
                 if let Some(pool) = &pool {
                     self.cache.pool_used(&pool.id);
+                }
+                // Only a tag this call adds is this call's to take back on a failure.
+                if let Some(pool) = pool.as_ref().filter(|p| !existing.tags.contains(&p.id)) {
                     let tag = vec![pool.id.clone()];
                     self.tag_each(self.neutron.subnets(), &existing.id, &tag)
                         .await
@@ -454,7 +463,19 @@ impl Driver {
             let _ = self.untag_each(self.neutron.subnets(), id, tags).await;
         }
         if let Some(id) = &undo.created_network {
-            if let Err(e) = self.neutron.networks().delete(id).await {
+            // Another host's CreateNetwork of the same network may have put its subnet on
+            // it (found it while this call made it): then it is that host's now.
+            let foreign = match self.neutron.networks().get_opt(id).await {
+                Ok(Some(n)) => n.subnets.iter().any(|s| !undo.created_subnets.contains(s)),
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::warn!(network = %id, "rolling back: cannot read network: {e}");
+                    false
+                }
+            };
+            if foreign {
+                tracing::info!(network = %id, "rolling back: another host's subnet is on the network this call made; left to it");
+            } else if let Err(e) = self.neutron.networks().delete(id).await {
                 tracing::warn!(network = %id, "rolling back: cannot delete network: {e}");
             }
         }
@@ -477,7 +498,7 @@ impl Driver {
         let deleted = self
             .with_pools_closed(
                 &network.id,
-                !adopted && !attached_by_others(&network),
+                !adopted && !mapping::attached_by_some(&network.tags),
                 self.delete_network_resources(req, &network),
             )
             .await;
@@ -498,6 +519,9 @@ impl Driver {
         let adopted = network
             .tags
             .contains(&existing_network_tag(&req.network_id));
+        if !adopted && mapping::attached_by_some(&network.tags) {
+            return self.leave_to_others(req, network).await;
+        }
         if !adopted {
             // An adopted network may serve other Docker networks: leave their ports alone.
             self.delete_leftover_ports(network).await?;
@@ -507,9 +531,6 @@ impl Driver {
             None => self.subnets_of(&network.id).await?,
         };
         let mut pools: Vec<String> = Vec::new();
-        if !adopted && attached_by_others(network) {
-            return self.leave_to_others(req, network).await;
-        }
         if !adopted {
             // Neutron deletes a network's subnets with it, once no router holds them.
             self.detach_subnets(&subnets).await?;
@@ -557,11 +578,7 @@ impl Driver {
         let mut ours = id_tags(&req.network_id).to_vec();
         ours.push(existing_network_tag(&req.network_id));
         ours.push(mapping::fip_auto_tag(&req.network_id));
-        // The remembered network may predate its tagging: this control plane's scope tag
-        // is named, and any other of this Docker network's (an id configured since).
-        if let Ok(control_plane) = self.config.control_plane.id().await {
-            ours.push(mapping::network_scope_tag(&req.network_id, &control_plane));
-        }
+        // Under whichever control plane id it was attached (the id may be configured since).
         let scope = mapping::network_scope_prefix(&req.network_id);
         ours.extend(
             network
@@ -676,10 +693,7 @@ impl Driver {
         };
         // Another Docker network attached to this one (`neutron.net.*`) still has its
         // endpoints here: only ports no endpoint holds are stale then.
-        let shared = network
-            .tags
-            .iter()
-            .any(|t| mapping::is_existing_network_tag(t));
+        let shared = mapping::attached_by_some(&network.tags);
         for port in ports.iter().filter(|p| this_host(p)) {
             if shared && mapping::id_of_tags(&port.tags).is_some() {
                 continue;
@@ -740,15 +754,6 @@ impl Driver {
             )),
         }
     }
-}
-
-/// Whether Docker networks attached a network by name or id (`-o neutron.net.*`), which
-/// then serves them whoever made it.
-fn attached_by_others(network: &Network) -> bool {
-    network
-        .tags
-        .iter()
-        .any(|t| mapping::is_existing_network_tag(t))
 }
 
 /// IPAM data must be consistent before anything is created.

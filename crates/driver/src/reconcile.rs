@@ -83,8 +83,8 @@ enum Target {
     Network(Box<Network>, String),
     Subnetpool(Box<SubnetPool>),
     FloatingIp(Box<FloatingIp>),
-    /// The network whose pool ports of this host go.
-    Pool(Box<Network>),
+    /// The network, and the pool ports of this host on it that go.
+    Pool(Box<Network>, Vec<String>),
 }
 
 impl Finding {
@@ -92,7 +92,7 @@ impl Finding {
     fn key(&self) -> (OrphanKind, String, u64) {
         let revision = match &self.target {
             Target::Port(p) => p.revision_number,
-            Target::Network(n, _) | Target::Pool(n) => n.revision_number,
+            Target::Network(n, _) | Target::Pool(n, _) => n.revision_number,
             Target::Subnetpool(p) => p.revision_number,
             Target::FloatingIp(f) => f.revision_number,
             Target::Interface(_) => 0,
@@ -137,7 +137,15 @@ impl Driver {
     ///
     /// # Errors
     /// Neutron could not be read.
-    pub async fn survey(&self, docker: Option<&DockerView>, min_age: Duration) -> Result<Survey> {
+    /// `pools`: also judge pool ports on networks none of Docker's networks maps (only on an
+    /// operator's `kuryr gc`: a pool filled ahead for a Docker network to come looks the
+    /// same, and the pools give idle ports back by themselves).
+    pub async fn survey(
+        &self,
+        docker: Option<&DockerView>,
+        min_age: Duration,
+        pools: bool,
+    ) -> Result<Survey> {
         let mut survey = Survey::default();
         let ports = self.ports_of_this_host().await?;
         survey.ports = ports.len();
@@ -178,11 +186,7 @@ impl Driver {
             }) {
                 // Docker networks of other control planes attached it: it serves them, and
                 // its tags carry several Docker ids.
-                if network
-                    .tags
-                    .iter()
-                    .any(|t| mapping::is_existing_network_tag(t))
-                {
+                if mapping::attached_by_some(&network.tags) {
                     continue;
                 }
                 let Some(docker_id) = mapping::id_of_tags(&network.tags) else {
@@ -200,9 +204,11 @@ impl Driver {
             let (looked_at, orphans) = self.survey_subnetpools(docker, now, min_age).await?;
             survey.subnetpools = looked_at;
             survey.findings.extend(orphans);
-            survey
-                .findings
-                .extend(self.survey_pools(docker, now, min_age).await?);
+            if pools {
+                survey
+                    .findings
+                    .extend(self.survey_pools(docker, now, min_age).await?);
+            }
             let (looked_at, orphans) = self.survey_floating_ips(docker, now, min_age).await?;
             survey.floating_ips = looked_at;
             survey.findings.extend(orphans);
@@ -308,7 +314,7 @@ impl Driver {
                     _ => Ok(false),
                 }
             }
-            Target::Pool(seen) => {
+            Target::Pool(seen, ports) => {
                 let Some(pools) = &self.pools else {
                     return Ok(false);
                 };
@@ -321,7 +327,7 @@ impl Driver {
                 match now {
                     Some(n) if n.revision_number == seen.revision_number => {
                         tracing::info!(network = %n.id, "removing orphans: {}", finding.why);
-                        Ok(pools.clear_network(&n.id).await? > 0)
+                        Ok(pools.clear_ports(&n.id, ports).await > 0)
                     }
                     _ => Ok(false),
                 }
@@ -374,10 +380,10 @@ impl Driver {
             .collect())
     }
 
-    /// This host's pool ports on networks that none of Docker's networks maps (a Docker
-    /// engine wiped or replaced, a DeleteNetwork that never came): no container of this host
-    /// can take them. A network no Docker network maps at all (an operator filled a pool
-    /// ahead of its Docker network) is left to the pools' idle timeout.
+    /// This host's pool ports on networks that some Docker network maps but none of this
+    /// engine's (a Docker engine wiped or replaced, a DeleteNetwork that never came): no
+    /// container of this host can take them. Those a container of this engine holds, and
+    /// young ones, are left.
     async fn survey_pools(
         &self,
         docker: &DockerView,
@@ -391,14 +397,20 @@ impl Driver {
             .neutron_ports()
             .await
             .map_err(neutron_err("listing this host's pool ports"))?;
-        let mut per_network: HashMap<&str, usize> = HashMap::new();
+        let mut per_network: HashMap<&str, Vec<String>> = HashMap::new();
         for port in &ports {
-            if old_enough_at(
+            let old = old_enough_at(
                 port.updated_at.as_deref().or(port.created_at.as_deref()),
                 now,
                 min_age,
-            ) {
-                *per_network.entry(port.network_id.as_str()).or_default() += 1;
+            );
+            let held_here =
+                !port.device_id.is_empty() && docker.endpoints.contains(&port.device_id);
+            if old && !held_here {
+                per_network
+                    .entry(port.network_id.as_str())
+                    .or_default()
+                    .push(port.id.clone());
             }
         }
         let docker_networks: Vec<[String; 2]> = docker
@@ -408,7 +420,7 @@ impl Driver {
             .map(|id| mapping::id_tags(&id))
             .collect();
         let mut findings = Vec::new();
-        for (network_id, count) in per_network {
+        for (network_id, port_ids) in per_network {
             let network = self
                 .neutron
                 .networks()
@@ -429,11 +441,12 @@ impl Driver {
                 kind: OrphanKind::Pool,
                 resource: network.id.clone(),
                 why: format!(
-                    "{count} pool ports of this host are on network {}, which none of \
+                    "{} pool ports of this host are on network {}, which none of \
                      Docker's networks maps",
+                    port_ids.len(),
                     network.id
                 ),
-                target: Target::Pool(Box::new(network)),
+                target: Target::Pool(Box::new(network), port_ids),
             });
         }
         Ok(findings)

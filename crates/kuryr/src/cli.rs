@@ -36,8 +36,19 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub debug: bool,
 
+    /// How log lines look: text for a terminal, or one JSON object per line (with each
+    /// call's name, Docker ids and Neutron request ids) for a log collector.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "KURYR_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +96,7 @@ pub struct GcArgs {
     /// Instead: remove from Neutron the mappings of a control plane that is gone for good
     /// (a Docker engine wiped or replaced: its tags on shared networks and subnetpools).
     /// ID as `kuryr doctor` showed it on its host, or from the `kuryr.cp:` tags.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["min_age", "confirm_after"])]
     pub forget_control_plane: Option<String>,
     /// Print JSON.
     #[arg(long)]

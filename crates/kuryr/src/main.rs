@@ -9,22 +9,30 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, LogFormat};
 use kuryr::config::LoadOptions;
 
-fn init_logging(debug: bool) {
+fn init_logging(debug: bool, format: LogFormat) {
     let default = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_env("KURYR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The span's fields (call, Docker ids) on every line of the call, flattened.
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.debug);
+    init_logging(cli.debug, cli.log_format);
     let load = LoadOptions {
         config_files: cli.config_files.clone(),
         config_dir: cli.config_dir.clone(),

@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kuryr_driver::reconcile::{Finding, Survey};
+use kuryr_driver::reconcile::{Finding, OrphanKind, Survey};
 use kuryr_driver::{Driver, DriverError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::docker_api;
+use crate::server::metrics::Metrics;
 
 /// `kuryr gc`'s pause between its two looks, by default.
 pub const DEFAULT_CONFIRM_AFTER: Duration = Duration::from_secs(3);
@@ -23,6 +24,8 @@ pub struct Reconciler {
     min_age: Duration,
     /// The last periodic round's look; the lock also keeps rounds from overlapping.
     previous: Mutex<Option<Survey>>,
+    /// Where removals are counted for Prometheus.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// `POST /v1/gc` on the admin socket.
@@ -84,7 +87,14 @@ impl Reconciler {
             docker_socket,
             min_age,
             previous: Mutex::new(None),
+            metrics: None,
         }
+    }
+
+    /// Count what the rounds remove in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Reconciler {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Every `interval`, from the start: a periodic round (errors are logged).
@@ -112,7 +122,7 @@ impl Reconciler {
     /// Neutron could not be read.
     pub async fn round(&self) -> Result<GcReport, DriverError> {
         let mut previous = self.previous.lock().await;
-        let now = self.look(self.min_age).await?;
+        let now = self.look(self.min_age, false).await?;
         let confirmed = previous
             .as_ref()
             .map(|p| now.confirmed_by(p))
@@ -129,19 +139,23 @@ impl Reconciler {
     pub async fn gc(&self, req: &GcRequest) -> Result<GcReport, DriverError> {
         if let Some(id) = &req.forget_control_plane {
             let forgotten = self.driver.forget_control_plane(id, req.dry_run).await?;
-            return Ok(GcReport {
+            let mut report = GcReport {
                 dry_run: req.dry_run,
-                removed: if req.dry_run { 0 } else { forgotten.len() },
-                orphans: forgotten
-                    .into_iter()
-                    .map(|f| Orphan {
-                        kind: f.kind.to_owned(),
-                        resource: f.resource,
-                        why: f.what,
-                    })
-                    .collect(),
                 ..GcReport::default()
-            });
+            };
+            for f in forgotten {
+                match f.error {
+                    Some(e) => report.errors.push(format!("{}: {e}", f.resource)),
+                    None if !req.dry_run => report.removed += 1,
+                    None => {}
+                }
+                report.orphans.push(Orphan {
+                    kind: f.kind.to_owned(),
+                    resource: f.resource,
+                    why: f.what,
+                });
+            }
+            return Ok(report);
         }
         let _rounds = self.previous.lock().await;
         let min_age = req
@@ -152,17 +166,18 @@ impl Reconciler {
             .confirm_after
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .unwrap_or(DEFAULT_CONFIRM_AFTER);
-        let first = self.look(min_age).await?;
+        let first = self.look(min_age, true).await?;
         if first.findings.is_empty() {
             return Ok(self.remove(&first, Vec::new(), req.dry_run).await);
         }
         tokio::time::sleep(pause).await;
-        let second = self.look(min_age).await?;
+        let second = self.look(min_age, true).await?;
         let confirmed = second.confirmed_by(&first);
         Ok(self.remove(&second, confirmed, req.dry_run).await)
     }
 
-    async fn look(&self, min_age: Duration) -> Result<Survey, DriverError> {
+    /// `pools`: whether pool ports are judged too (only for `kuryr gc`).
+    async fn look(&self, min_age: Duration, pools: bool) -> Result<Survey, DriverError> {
         let (view, note) = match &self.docker_socket {
             None => (
                 None,
@@ -173,7 +188,7 @@ impl Reconciler {
                 Err(e) => (None, Some(e)),
             },
         };
-        let mut survey = self.driver.survey(view.as_ref(), min_age).await?;
+        let mut survey = self.driver.survey(view.as_ref(), min_age, pools).await?;
         if let Some(note) = note {
             survey.notes.insert(0, note);
         }
@@ -191,12 +206,10 @@ impl Reconciler {
             notes: survey.notes.clone(),
             ..GcReport::default()
         };
+        let mut removed_kinds = Vec::new();
         for finding in confirmed {
             report.orphans.push(Orphan {
-                kind: serde_json::to_value(finding.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                kind: kind_name(finding.kind),
                 resource: finding.resource.clone(),
                 why: finding.why.clone(),
             });
@@ -204,13 +217,29 @@ impl Reconciler {
                 continue;
             }
             match self.driver.remove_orphan(&finding).await {
-                Ok(true) => report.removed += 1,
+                Ok(true) => {
+                    report.removed += 1;
+                    removed_kinds.push(kind_name(finding.kind));
+                }
                 Ok(false) => {}
                 Err(e) => report
                     .errors
                     .push(format!("{}: {}", finding.resource, e.report())),
             }
         }
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .exporter
+                .reconciled(&removed_kinds, report.errors.len());
+        }
         report
     }
+}
+
+/// An orphan's kind as reports and metrics name it (`endpoint_port`).
+fn kind_name(kind: OrphanKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

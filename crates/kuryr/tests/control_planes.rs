@@ -155,6 +155,14 @@ async fn attach_made(a: &Kuryr, b: &Kuryr, cidr: &str) {
         network.tags
     );
     assert!(a.ports_on(&made.id).await.is_empty(), "no port left");
+    // The subnet kuryr made went with the last Docker network that used it.
+    assert!(a
+        .neutron
+        .subnets()
+        .get_opt(&subnet.id)
+        .await
+        .unwrap()
+        .is_none());
     // An operator deletes it once done; a's pool then has no subnet, and goes too.
     remove_network_and_ports(&a.neutron, &network).await;
     for pool in a.pools_named(&format!("kuryrPool-{cidr}")).await {

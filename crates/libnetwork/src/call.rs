@@ -71,6 +71,44 @@ impl Call {
     }
 }
 
+/// The Docker and IPAM ids a call names, for logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallIds<'a> {
+    pub network: Option<&'a str>,
+    pub endpoint: Option<&'a str>,
+    pub pool: Option<&'a str>,
+}
+
+impl Call {
+    /// The ids this call names.
+    pub fn ids(&self) -> CallIds<'_> {
+        let (network, endpoint) = match self {
+            Call::CreateNetwork(r) => (Some(&r.network_id), None),
+            Call::AllocateNetwork(r) => (Some(&r.network_id), None),
+            Call::DeleteNetwork(r) | Call::FreeNetwork(r) => (Some(&r.network_id), None),
+            Call::CreateEndpoint(r) => (Some(&r.network_id), Some(&r.endpoint_id)),
+            Call::Join(r) => (Some(&r.network_id), Some(&r.endpoint_id)),
+            Call::ProgramExternalConnectivity(r) => (Some(&r.network_id), Some(&r.endpoint_id)),
+            Call::EndpointOperInfo(r)
+            | Call::DeleteEndpoint(r)
+            | Call::Leave(r)
+            | Call::RevokeExternalConnectivity(r) => (Some(&r.network_id), Some(&r.endpoint_id)),
+            _ => (None, None),
+        };
+        let pool = match self {
+            Call::ReleasePool(r) => Some(r.pool_id.as_str()),
+            Call::RequestAddress(r) => Some(r.pool_id.as_str()),
+            Call::ReleaseAddress(r) => Some(r.pool_id.as_str()),
+            _ => None,
+        };
+        CallIds {
+            network: network.map(|n| n.as_str()),
+            endpoint: endpoint.map(|e| e.as_str()),
+            pool,
+        }
+    }
+}
+
 /// Why a request was refused before any work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {

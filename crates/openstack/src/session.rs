@@ -462,7 +462,18 @@ impl Session {
             let result = build(self.inner.http.request(method.clone(), url.clone()))
                 .send()
                 .await;
-            crate::accounting::record(service, sent.elapsed());
+            crate::accounting::record(&crate::accounting::RequestSeen {
+                service,
+                method: method.as_str(),
+                resource: crate::accounting::resource(url.path()),
+                status: result.as_ref().ok().map(|r| r.status().as_u16()),
+                request_id: result.as_ref().ok().and_then(|r| {
+                    r.headers()
+                        .get("x-openstack-request-id")
+                        .and_then(|v| v.to_str().ok())
+                }),
+                took: sent.elapsed(),
+            });
             let mut delay = backoff(opts.retry_delay, attempt);
             let outcome = match &result {
                 Ok(resp) => {

@@ -310,6 +310,27 @@ impl Book {
         ids
     }
 
+    /// These ports, those of them that are free, out of their pools (now
+    /// [`Slot::Deleting`]); returns them.
+    pub fn drain_free_ids(&mut self, ids: &HashSet<&str>) -> Vec<String> {
+        let mut drained = Vec::new();
+        for queue in self.queues.values_mut() {
+            queue.retain(|id| {
+                let take = ids.contains(id.as_str());
+                if take {
+                    drained.push(id.clone());
+                }
+                !take
+            });
+        }
+        for id in &drained {
+            if let Some(e) = self.ports.get_mut(id) {
+                e.slot = Slot::Deleting;
+            }
+        }
+        drained
+    }
+
     /// Free ports that were free before a listing and are not in it: deleted from under the
     /// daemon. They leave their pools (now [`Slot::Deleting`], for their interfaces).
     pub fn vanished(

@@ -194,34 +194,25 @@ impl Pools {
         Ok(deleted)
     }
 
-    /// Every pool port of this host on a network no container of this host can use (none
-    /// of Docker's networks maps it): the free ones, and those that containers of a Docker
-    /// engine now gone held. Returns how many were deleted.
-    pub async fn clear_network(self: &Arc<Self>, network_id: &str) -> crate::Result<usize> {
-        let closed = self.close_network(network_id, false).await;
-        let held = self
-            .neutron
-            .ports()
-            .list(
-                &Filters::new()
-                    .eq("network_id", network_id)
-                    .tags([self.tag()])
-                    .fields(["id"]),
-            )
-            .await
-            .map_err(crate::error::neutron_err(format!(
-                "listing this host's pool ports on network {network_id}"
-            )));
-        let deleted = match &held {
-            Ok(held) => {
-                self.delete_all(held.iter().map(|p| p.id.clone()).collect())
-                    .await
-            }
-            Err(_) => 0,
+    /// Delete these pool ports of `network_id`, a network no container of this host can use
+    /// (none of Docker's networks maps it): the free ones leave their pool first, so that
+    /// none is handed out meanwhile; one the daemon counts as held or in a job stays. Returns
+    /// how many were deleted.
+    pub async fn clear_ports(self: &Arc<Self>, network_id: &str, port_ids: &[String]) -> usize {
+        let wanted: HashSet<&str> = port_ids.iter().map(String::as_str).collect();
+        let ids: Vec<String> = {
+            let mut st = self.state();
+            let unknown: Vec<String> = port_ids
+                .iter()
+                .filter(|id| !st.book.knows(id))
+                .cloned()
+                .collect();
+            let mut ids = st.book.drain_free_ids(&wanted);
+            ids.extend(unknown);
+            ids
         };
-        self.reopen_network(network_id);
-        held?;
-        Ok(closed? + deleted)
+        tracing::info!(network = %network_id, ports = ids.len(), "deleting this host's pool ports on a network none of Docker's networks maps");
+        self.delete_all(ids).await
     }
 
     /// Pools no container took a port from for `ports_pool_idle_timeout`: their free ports

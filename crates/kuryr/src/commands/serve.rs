@@ -85,6 +85,10 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
     }
     let driver = Arc::new(Driver::new(neutron, driver_config));
     let metrics = Arc::new(Metrics::default());
+    {
+        let metrics = metrics.clone();
+        kuryr_openstack::accounting::observe(move |seen| metrics.exporter.request(seen));
+    }
     let app = server::router(driver.clone(), metrics.clone());
     let unix = listen::bind_unix_group(&opts.socket, config.default.socket_group.as_deref())
         .await
@@ -129,11 +133,14 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
         let driver = driver.clone();
         tokio::spawn(async move { driver.finish_teardowns().await })
     };
-    let reconciler = Arc::new(Reconciler::new(
-        driver.clone(),
-        config.default.docker_socket.clone(),
-        config.default.orphan_min_age,
-    ));
+    let reconciler = Arc::new(
+        Reconciler::new(
+            driver.clone(),
+            config.default.docker_socket.clone(),
+            config.default.orphan_min_age,
+        )
+        .with_metrics(metrics.clone()),
+    );
     let reconciling = {
         let reconciler = reconciler.clone();
         let interval = config.default.reconcile_interval;
@@ -159,6 +166,18 @@ async fn serve(load: &LoadOptions, opts: &ServeOptions) -> Result<(), String> {
         let app = app.clone();
         servers.spawn(async move {
             axum::serve(unix, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        });
+    }
+    if let Some(address) = config.metrics.bind_address {
+        let tcp = TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("binding {address} ([metrics] bind_address): {e}"))?;
+        eprintln!("kuryr: metrics on http://{address}/metrics, health on /healthz and /readyz");
+        let app = server::prometheus::router(driver.clone(), metrics.clone());
+        servers.spawn(async move {
+            axum::serve(tcp, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         });

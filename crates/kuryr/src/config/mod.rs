@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 pub use openstack::OpenStackSettings;
 pub use options::default_admin_socket;
 pub use options::{
-    BindingOptions, CapabilityScope, DefaultOptions, NeutronOptions, PoolManagerOptions,
-    VifPoolOptions,
+    BindingOptions, CapabilityScope, DefaultOptions, MetricsOptions, NeutronOptions,
+    PoolManagerOptions, VifPoolOptions,
 };
 use sources::RawConfig;
 
@@ -89,6 +89,7 @@ pub struct Config {
     pub binding: BindingOptions,
     pub vif_pool: VifPoolOptions,
     pub pool_manager: PoolManagerOptions,
+    pub metrics: MetricsOptions,
     pub openstack: OpenStackSettings,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
@@ -159,6 +160,7 @@ impl Config {
             binding: BindingOptions::read(&raw)?,
             vif_pool: VifPoolOptions::read(&raw)?,
             pool_manager: PoolManagerOptions::read(&raw)?,
+            metrics: MetricsOptions::read(&raw)?,
             openstack: openstack::read(&raw)?,
             warnings: options::unknown_option_warnings(&raw),
             files: raw.files.clone(),

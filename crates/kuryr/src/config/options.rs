@@ -119,6 +119,13 @@ pub struct PoolManagerOptions {
     pub sock_file: Option<PathBuf>,
 }
 
+/// `[metrics]`: Prometheus metrics and health checks over HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsOptions {
+    /// `bind_address` (`127.0.0.1:9797`); unset: no listener.
+    pub bind_address: Option<std::net::SocketAddr>,
+}
+
 /// The admin socket of the daemon serving `plugin_name` when `sock_file` is not set: for
 /// the default plugin name, where upstream kuryr-kubernetes puts its pool manager's socket.
 pub fn default_admin_socket(plugin_name: &str) -> PathBuf {
@@ -143,6 +150,7 @@ const VIF_POOL_KNOWN: &[&str] = &[
 /// Upstream kuryr-kubernetes options that mean nothing for Docker.
 const VIF_POOL_ACCEPTED: &[&str] = &["vif_pool_mapping", "pools_vif_drivers"];
 const POOL_MANAGER_KNOWN: &[&str] = &["sock_file"];
+const METRICS_KNOWN: &[&str] = &["bind_address"];
 
 /// Options of `[DEFAULT]` that kuryr reads.
 const DEFAULT_KNOWN: &[&str] = &[
@@ -259,6 +267,7 @@ pub const SECTIONS: &[(&str, &[&str], &[&str])] = &[
     ("binding", BINDING_KNOWN, &[]),
     ("vif_pool", VIF_POOL_KNOWN, VIF_POOL_ACCEPTED),
     ("pool_manager", POOL_MANAGER_KNOWN, &[]),
+    ("metrics", METRICS_KNOWN, &[]),
 ];
 
 /// Reads typed values from one section of the merged config.
@@ -563,6 +572,26 @@ impl PoolManagerOptions {
         Ok(PoolManagerOptions {
             sock_file: s.opt_string("sock_file").map(PathBuf::from),
         })
+    }
+}
+
+impl MetricsOptions {
+    pub fn read(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let s = SectionReader::new(raw, "metrics");
+        let key = "bind_address";
+        let bind_address = match s.raw(key) {
+            Some(v) if !v.value.trim().is_empty() => {
+                Some(v.value.trim().parse().map_err(|_| {
+                    s.invalid(
+                        key,
+                        v,
+                        "an address and port, e.g. 127.0.0.1:9797 (loopback keeps it on this host)",
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        Ok(MetricsOptions { bind_address })
     }
 }
 

@@ -17,6 +17,8 @@ const SAMPLES: usize = 8192;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// The same calls, and more, for Prometheus.
+    pub exporter: super::prometheus::Exporter,
     calls: Mutex<BTreeMap<&'static str, Samples>>,
     on_path: AtomicU64,
     /// Background requests counted before the last reset.
@@ -82,6 +84,7 @@ impl Metrics {
         cpu_wait: Option<Duration>,
         ok: bool,
     ) {
+        self.exporter.call(call, took, tally.waited(), ok);
         let total = micros(took);
         let own = total.saturating_sub(micros(tally.waited()));
         let cpu_wait = cpu_wait.map_or(0, micros).min(own);

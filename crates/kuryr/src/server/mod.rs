@@ -5,6 +5,7 @@
 pub mod cpu_wait;
 pub mod listen;
 pub mod metrics;
+pub mod prometheus;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use kuryr_driver::Driver;
 use kuryr_libnetwork::plugin::ErrorResponse;
 use kuryr_libnetwork::MAX_BODY_BYTES;
 use kuryr_openstack::accounting::{self, Tally};
+use tracing::Instrument;
 
 use metrics::Metrics;
 
@@ -61,21 +63,37 @@ async fn handle(State(plugin): State<Plugin>, request: Request) -> Response {
         }
     };
     let name = call.name();
+    let ids = call.ids();
+    // Every line the call logs names it and what it is about.
+    let span = tracing::info_span!(
+        "call",
+        call = name,
+        network = ids.network,
+        endpoint = ids.endpoint,
+        pool = ids.pool
+    );
     // The call runs in its own task: Docker closing the connection (its timeout, a restart)
     // must not stop a Neutron operation half-way, and a panic becomes a 500, not a hang.
-    let task = tokio::spawn(async move {
-        let tally = Arc::new(Tally::default());
-        let cpu = cpu_wait::mark();
-        let answer = accounting::scoped(tally.clone(), plugin.driver.handle(call)).await;
-        plugin.metrics.record(
-            name,
-            started.elapsed(),
-            &tally,
-            cpu_wait::since(cpu),
-            answer.is_ok(),
-        );
-        answer
-    });
+    let task = tokio::spawn(
+        async move {
+            let tally = Arc::new(Tally::default());
+            let cpu = cpu_wait::mark();
+            let answer = accounting::scoped(tally.clone(), plugin.driver.handle(call)).await;
+            let took = started.elapsed();
+            plugin
+                .metrics
+                .record(name, took, &tally, cpu_wait::since(cpu), answer.is_ok());
+            let requests = tally.request_ids().join(",");
+            match &answer {
+                Ok(_) => tracing::info!(?took, neutron_requests = %requests, "answered"),
+                Err(e) => {
+                    tracing::warn!(?took, neutron_requests = %requests, status = e.status(), errno = e.errno(), "{}", e.report())
+                }
+            }
+            answer
+        }
+        .instrument(span.clone()),
+    );
     let answer = match task.await {
         Ok(answer) => answer,
         Err(e) => {
@@ -90,13 +108,11 @@ async fn handle(State(plugin): State<Plugin>, request: Request) -> Response {
     };
     match answer {
         Ok(value) => {
-            tracing::debug!(call = name, elapsed = ?started.elapsed(), "ok");
             let body = serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec());
             ([(header::CONTENT_TYPE, PLUGIN_JSON)], body).into_response()
         }
         Err(e) => {
             let report = e.report();
-            tracing::warn!(call = name, elapsed = ?started.elapsed(), status = e.status(), errno = e.errno(), "{report}");
             let status = StatusCode::from_u16(e.status())
                 .ok()
                 .filter(|s| !s.is_success())

@@ -309,6 +309,18 @@ pub fn spawn_daemon_with(
     socket: &std::path::Path,
     tcp: bool,
 ) -> Daemon {
+    spawn_daemon_with_env(plugin, log, config, socket, tcp, &[])
+}
+
+/// [`spawn_daemon_with`], with these variables in the daemon's environment.
+pub fn spawn_daemon_with_env(
+    plugin: &str,
+    log: &std::path::Path,
+    config: &std::path::Path,
+    socket: &std::path::Path,
+    tcp: bool,
+    env: &[(&str, &str)],
+) -> Daemon {
     let _ = std::fs::remove_file(socket);
     let stderr = File::options().create(true).append(true).open(log).unwrap();
     let mut command = with_daemon_capabilities();
@@ -322,6 +334,7 @@ pub fn spawn_daemon_with(
     }
     let child = command
         .env("KURYR_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -477,14 +490,26 @@ impl Kuryr {
     /// Start `kuryr serve` under this test's plugin name with `spawn_daemon_with`, stopping
     /// the daemon that ran before, and wait until it finds Neutron usable.
     pub async fn serve_with(&self, config: &std::path::Path, socket: &std::path::Path, tcp: bool) {
+        self.serve_with_env(config, socket, tcp, &[]).await;
+    }
+
+    /// [`Kuryr::serve_with`], with these variables in the daemon's environment.
+    pub async fn serve_with_env(
+        &self,
+        config: &std::path::Path,
+        socket: &std::path::Path,
+        tcp: bool,
+        env: &[(&str, &str)],
+    ) {
         self.stop_daemon().await;
         let from = self.log_text().len();
-        *self.daemon.lock().unwrap() = Some(spawn_daemon_with(
+        *self.daemon.lock().unwrap() = Some(spawn_daemon_with_env(
             &self.plugin,
             &self.log,
             config,
             socket,
             tcp,
+            env,
         ));
         self.wait_ready(from).await;
     }
