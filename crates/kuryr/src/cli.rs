@@ -54,7 +54,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the configuration, Keystone and Neutron, one line per check, and say what to fix.
-    Doctor,
+    Doctor(DoctorArgs),
     /// Serve the Docker network and IPAM plugin (Docker finds it by its socket).
     Serve(ServeArgs),
     /// Port pools of the running daemon: list, populate, free.
@@ -147,6 +147,16 @@ pub enum PoolCommand {
         admin: AdminArgs,
         network: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The plugin name the daemon serves (its socket is /run/docker/plugins/<name>.sock).
+    #[arg(long, default_value = "kuryr", value_parser = plugin_name)]
+    pub plugin_name: String,
+    /// The daemon's plugin socket, when `kuryr serve --socket` put it elsewhere.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -108,6 +108,37 @@ pub async fn engine_id(socket: &Path) -> Result<String, String> {
     Ok(info.id)
 }
 
+/// The network plugins Docker has loaded (socket-discovered ones appear once a network or
+/// a call used them), and its managed plugins with whether each is enabled.
+///
+/// # Errors
+/// Docker's API cannot be reached.
+pub async fn network_plugins(socket: &Path) -> Result<(Vec<String>, Vec<(String, bool)>), String> {
+    #[derive(Deserialize)]
+    struct Plugins {
+        #[serde(rename = "Network", default)]
+        network: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct WithPlugins {
+        #[serde(rename = "Plugins")]
+        plugins: Option<Plugins>,
+    }
+    #[derive(Deserialize)]
+    struct Managed {
+        #[serde(rename = "Name", default)]
+        name: String,
+        #[serde(rename = "Enabled", default)]
+        enabled: bool,
+    }
+    let info: WithPlugins = get(socket, &format!("{API}/info")).await?;
+    let managed: Vec<Managed> = get(socket, &format!("{API}/plugins")).await?;
+    Ok((
+        info.plugins.map(|p| p.network).unwrap_or_default(),
+        managed.into_iter().map(|m| (m.name, m.enabled)).collect(),
+    ))
+}
+
 async fn get<T: serde::de::DeserializeOwned>(socket: &Path, path: &str) -> Result<T, String> {
     let (status, body) = unix_http::request(socket, "GET", path, &[])
         .await

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Doctor => runtime.block_on(commands::doctor::run(&load)),
+        Command::Doctor(args) => runtime.block_on(commands::doctor::run(&load, &args)),
         Command::Serve(args) => {
             let opts = commands::serve::ServeOptions {
                 socket: args.socket_path(),

@@ -271,3 +271,101 @@ fn version_and_help() {
     let out = kuryr(&["--help"], &[]);
     assert!(stdout(&out).contains("doctor"), "{}", stdout(&out));
 }
+
+/// `kuryr serve` on its own socket, killed when dropped.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn checks_this_host_open_vswitch_the_agent_and_the_plugin_socket() {
+    let dir = tmpdir("host");
+    let conf = write_conf(&dir, &env("OS_PASSWORD"), "");
+    let socket = dir.join("kuryr.sock");
+    let _ = std::fs::remove_file(&socket);
+    let plugin = format!("kuryr-doctor-{}", std::process::id());
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let _serving = Serving(
+        Command::new(env!("CARGO_BIN_EXE_kuryr"))
+            .args(["--config-file", conf.to_str().unwrap(), "serve"])
+            .args([
+                "--plugin-name",
+                &plugin,
+                "--socket",
+                socket.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kuryr serve"),
+    );
+    let started = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "kuryr serve listens on {}",
+            socket.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let args = [
+        "--config-file",
+        conf.to_str().unwrap(),
+        "doctor",
+        "--socket",
+        socket.to_str().unwrap(),
+    ];
+    let out = kuryr(&args, &[]);
+    let text = stdout(&out);
+    for line in [
+        "PASS Open vSwitch: ovsdb-server answers at /var/run/openvswitch/db.sock; bridges:",
+        "PASS plugin socket: kuryr serve answers at",
+        "PASS Neutron agent: Open vSwitch agent of host",
+        "PASS integration bridge: br-int is in Open vSwitch",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PASS Docker") || l.starts_with("WARN Docker")),
+        "a Docker line in:\n{text}"
+    );
+
+    // Nothing on the socket, and Open vSwitch elsewhere: each says what to do.
+    let conf = write_conf(&dir, &env("OS_PASSWORD"), "");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("ovsdb_connection = unix:/nonexistent/db.sock\n");
+    std::fs::write(&conf, text).unwrap();
+    let missing = dir.join("nobody.sock");
+    let args = [
+        "--config-file",
+        conf.to_str().unwrap(),
+        "doctor",
+        "--socket",
+        missing.to_str().unwrap(),
+    ];
+    let out = kuryr(&args, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL Open vSwitch: ovsdb-server at /nonexistent/db.sock"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: start Open vSwitch (ovsdb-server and ovs-vswitchd)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARN plugin socket: nothing answers at"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SKIP integration bridge: not checked: Open vSwitch did not answer"),
+        "{text}"
+    );
+}

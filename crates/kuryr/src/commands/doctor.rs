@@ -14,6 +14,10 @@ use kuryr_openstack::error::chain;
 use kuryr_openstack::neutron::Extension;
 use kuryr_openstack::AuthMethod;
 
+use crate::cli::DoctorArgs;
+
+mod host;
+
 /// Extensions kuryr cannot work without, with what each is for.
 const REQUIRED: &[(&str, &str)] = &[
     ("subnet_allocation", "subnetpools back Docker's IPAM pools"),
@@ -90,7 +94,7 @@ impl Report {
     }
 }
 
-pub async fn run(load: &LoadOptions) -> ExitCode {
+pub async fn run(load: &LoadOptions, args: &DoctorArgs) -> ExitCode {
     let mut report = Report::default();
 
     let config = match Config::load(load) {
@@ -121,19 +125,37 @@ pub async fn run(load: &LoadOptions) -> ExitCode {
     for warning in &config.warnings {
         report.warn("configuration", warning);
     }
-    match port_mode(
+    let mode = match port_mode(
         &config.default.default_port_driver,
         &config.binding.default_driver,
         &config.binding.link_iface,
     ) {
-        Ok(mode) => report.pass("port driver", describe(&mode)),
-        Err(e) => report.fail(
-            "port driver",
-            e,
-            "see the README's \"Using kuryr with Docker\" section for the port drivers",
-        ),
-    }
+        Ok(mode) => {
+            report.pass("port driver", describe(&mode));
+            Some(mode)
+        }
+        Err(e) => {
+            report.fail(
+                "port driver",
+                e,
+                "see the README's \"Using kuryr with Docker\" section for the port drivers",
+            );
+            None
+        }
+    };
     check_control_plane(&mut report, &config).await;
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| host::default_socket(&args.plugin_name));
+    let local = host::check_local(
+        &mut report,
+        &config,
+        mode.as_ref(),
+        &socket,
+        &args.plugin_name,
+    )
+    .await;
     report.pass("credentials", &config.openstack.summary);
     if !config.openstack.origins.is_empty() {
         report.print(&format!(
@@ -246,6 +268,8 @@ pub async fn run(load: &LoadOptions) -> ExitCode {
         }
     };
     check_extensions(&mut report, &extensions);
+    let host = kuryr::driver::host_id().unwrap_or_default();
+    host::check_agent(&mut report, &neutron, &host, mode.as_ref(), &local).await;
     report.finish()
 }
 

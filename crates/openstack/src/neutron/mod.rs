@@ -204,6 +204,15 @@ impl Neutron {
         decode(&value, &path)
     }
 
+    /// The agents that match `filters` (`host`, `agent_type`; an admin API by default).
+    pub async fn agents(&self, filters: &Filters) -> Result<Vec<Agent>> {
+        let path = "v2.0/agents";
+        let value = self
+            .call(Request::new(Method::GET, path).query(filters.to_pairs()?))
+            .await?;
+        take_key(&value, "agents", path)
+    }
+
     /// Address usage of one network.
     pub async fn network_ip_availability(&self, network_id: &str) -> Result<NetworkIpAvailability> {
         let path = format!("v2.0/network-ip-availabilities/{}", check_id(network_id)?);

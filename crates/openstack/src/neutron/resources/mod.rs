@@ -4,6 +4,7 @@
 //! Answers default every missing field, so that a list with `fields=` selection still
 //! deserializes. Specs leave out every field that is `None`.
 
+mod agent;
 mod extension;
 mod floating_ip;
 mod ip_availability;
@@ -15,6 +16,7 @@ mod subnet;
 mod subnetpool;
 mod trunk;
 
+pub use agent::Agent;
 pub use extension::Extension;
 pub use floating_ip::{FloatingIp, FloatingIpSpec, PortForwarding, PortForwardingSpec};
 pub use ip_availability::{NetworkIpAvailability, SubnetIpAvailability};
