@@ -420,7 +420,6 @@ impl Driver {
         mut pool: SubnetPool,
         control_plane_tag: Option<&str>,
     ) -> Result<Empty> {
-        let api = self.neutron.subnetpools();
         let others = |p: &SubnetPool| {
             p.tags
                 .iter()
@@ -428,17 +427,8 @@ impl Driver {
         };
         if let (Some(tag), true) = (control_plane_tag, others(&pool)) {
             // Shared: this control plane's mark goes; the last one gives the pool back.
-            api.remove_tag(&pool.id, tag)
-                .await
-                .map_err(neutron_err(format_args!(
-                    "untagging subnetpool {} for control plane {tag}",
-                    pool.id
-                )))?;
-            let Some(now) = api
-                .get_opt(&pool.id)
-                .await
-                .map_err(neutron_err(format_args!("reading subnetpool {}", pool.id)))?
-            else {
+            self.unmark_pool(&pool.id, tag).await?;
+            let Some(now) = self.pool_again(&pool.id).await? else {
                 return Ok(Empty {});
             };
             if others(&now) {
@@ -452,19 +442,10 @@ impl Driver {
         // names, which the reconciler recognises. Another control plane may have marked the
         // pool since it was read: then it keeps the pool and the subnets' tags.
         if let Some(tag) = control_plane_tag {
-            let now = api
-                .get_opt(&pool.id)
-                .await
-                .map_err(neutron_err(format_args!("reading subnetpool {}", pool.id)))?;
-            match now {
+            match self.pool_again(&pool.id).await? {
                 None => return Ok(Empty {}),
                 Some(now) if others(&now) => {
-                    api.remove_tag(&pool.id, tag)
-                        .await
-                        .map_err(neutron_err(format_args!(
-                            "untagging subnetpool {} for control plane {tag}",
-                            pool.id
-                        )))?;
+                    self.unmark_pool(&pool.id, tag).await?;
                     return Ok(Empty {});
                 }
                 Some(now) => pool = now,
@@ -493,15 +474,31 @@ impl Driver {
             .map_err(neutron_err(format_args!("untagging subnet {}", subnet.id)))?;
         }
         if let Some(tag) = control_plane_tag.filter(|t| pool.tags.iter().any(|x| x == t)) {
-            api.remove_tag(&pool.id, tag)
-                .await
-                .map_err(neutron_err(format_args!(
-                    "untagging subnetpool {} for control plane {tag}",
-                    pool.id
-                )))?;
+            self.unmark_pool(&pool.id, tag).await?;
             pool.tags.retain(|t| t != tag);
         }
         self.forget_subnetpool(&pool).await
+    }
+
+    /// Removes one control plane's mark from a pool.
+    async fn unmark_pool(&self, pool_id: &str, tag: &str) -> Result<()> {
+        self.neutron
+            .subnetpools()
+            .remove_tag(pool_id, tag)
+            .await
+            .map_err(neutron_err(format_args!(
+                "untagging subnetpool {pool_id} for control plane {tag}"
+            )))?;
+        Ok(())
+    }
+
+    /// A pool as Neutron has it now (another control plane may have marked it meanwhile).
+    async fn pool_again(&self, pool_id: &str) -> Result<Option<SubnetPool>> {
+        self.neutron
+            .subnetpools()
+            .get_opt(pool_id)
+            .await
+            .map_err(neutron_err(format_args!("reading subnetpool {pool_id}")))
     }
 
     /// Delete a kuryr pool once no subnet uses it; untag an adopted one once unused.

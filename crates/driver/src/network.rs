@@ -588,12 +588,7 @@ impl Driver {
                 .cloned()
                 .collect::<Vec<_>>(),
         );
-        self.untag_each(self.neutron.networks(), &network.id, &ours)
-            .await
-            .map_err(neutron_err(format_args!(
-                "untagging network {}",
-                network.id
-            )))?;
+        self.untag_network(&network.id, &ours).await?;
         self.forget_pools(pools).await?;
         Ok(Empty {})
     }
@@ -619,13 +614,15 @@ impl Driver {
                 .filter(|t| mapping::is_host_tag(t))
                 .cloned(),
         );
-        self.untag_each(self.neutron.networks(), &network.id, &ours)
-            .await
-            .map_err(neutron_err(format_args!(
-                "untagging network {}",
-                network.id
-            )))?;
+        self.untag_network(&network.id, &ours).await?;
         Ok(Empty {})
+    }
+
+    /// Removes this Docker network's mapping tags from a Neutron network it leaves in place.
+    async fn untag_network(&self, network_id: &str, tags: &[String]) -> Result<()> {
+        self.untag_each(self.neutron.networks(), network_id, tags)
+            .await
+            .map_err(neutron_err(format_args!("untagging network {network_id}")))
     }
 
     /// Whether a subnet holds ports other than Neutron's own (router interfaces, DHCP).

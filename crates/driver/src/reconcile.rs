@@ -29,7 +29,7 @@ use ipnet::IpNet;
 use kuryr_binding::{veth_names, PluggedInterface};
 use kuryr_libnetwork::network::NetworkRequest;
 use kuryr_libnetwork::DockerId;
-use kuryr_openstack::neutron::{Filters, FloatingIp, Network, Port, SubnetPool};
+use kuryr_openstack::neutron::{Api, Filters, FloatingIp, Network, Port, Resource, SubnetPool};
 use serde::Serialize;
 
 use crate::error::{host_err, neutron_err, DriverError, Result};
@@ -129,6 +129,21 @@ impl Survey {
             .cloned()
             .collect()
     }
+}
+
+/// Reads a resource again and returns it only if it is still as the survey saw it: one that
+/// changed or went since is no longer judged an orphan.
+async fn unchanged<R: Resource>(
+    api: Api<R>,
+    id: &str,
+    what: &str,
+    as_seen: impl FnOnce(&R) -> bool,
+) -> Result<Option<R>> {
+    let now = api
+        .get_opt(id)
+        .await
+        .map_err(neutron_err(format_args!("reading {what} {id}")))?;
+    Ok(now.filter(as_seen))
 }
 
 impl Driver {
@@ -235,102 +250,90 @@ impl Driver {
     pub async fn remove_orphan(&self, finding: &Finding) -> Result<bool> {
         match &finding.target {
             Target::Port(seen) => {
-                let now = self
-                    .neutron
-                    .ports()
-                    .get_opt(&seen.id)
-                    .await
-                    .map_err(neutron_err(format_args!("reading port {}", seen.id)))?;
-                match now {
-                    Some(port) if port.revision_number == seen.revision_number => {
-                        tracing::info!(port = %port.id, kind = ?finding.kind, "removing an orphan: {}", finding.why);
-                        self.remove_stale_port(&port).await?;
-                        Ok(true)
-                    }
-                    _ => Ok(false),
-                }
+                let Some(port) = unchanged(self.neutron.ports(), &seen.id, "port", |p: &Port| {
+                    p.revision_number == seen.revision_number
+                })
+                .await?
+                else {
+                    return Ok(false);
+                };
+                tracing::info!(port = %port.id, kind = ?finding.kind, "removing an orphan: {}", finding.why);
+                self.remove_stale_port(&port).await?;
+                Ok(true)
             }
             Target::Network(seen, docker_id) => {
-                let now = self
-                    .neutron
-                    .networks()
-                    .get_opt(&seen.id)
-                    .await
-                    .map_err(neutron_err(format_args!("reading network {}", seen.id)))?;
-                match now {
-                    Some(n) if n.revision_number == seen.revision_number => {
-                        tracing::info!(network = %n.id, "removing an orphan: {}", finding.why);
-                        let req = NetworkRequest {
-                            network_id: docker_id.parse().map_err(|e: String| {
-                                DriverError::invalid(format!("network {}: {e}", n.id))
-                            })?,
-                        };
-                        self.delete_network(&req).await?;
-                        Ok(true)
-                    }
-                    _ => Ok(false),
-                }
+                let Some(n) = unchanged(
+                    self.neutron.networks(),
+                    &seen.id,
+                    "network",
+                    |n: &Network| n.revision_number == seen.revision_number,
+                )
+                .await?
+                else {
+                    return Ok(false);
+                };
+                tracing::info!(network = %n.id, "removing an orphan: {}", finding.why);
+                let req = NetworkRequest {
+                    network_id: docker_id.parse().map_err(|e: String| {
+                        DriverError::invalid(format!("network {}: {e}", n.id))
+                    })?,
+                };
+                self.delete_network(&req).await?;
+                Ok(true)
             }
             Target::Subnetpool(seen) => {
                 let api = self.neutron.subnetpools();
-                let now = api
-                    .get_opt(&seen.id)
-                    .await
-                    .map_err(neutron_err(format_args!("reading subnetpool {}", seen.id)))?;
-                match now {
-                    Some(p) if p.revision_number == seen.revision_number => {
-                        tracing::info!(subnetpool = %p.id, "removing an orphan: {}", finding.why);
-                        match api.delete(&p.id).await {
-                            Ok(deleted) => Ok(deleted),
-                            // A subnet was made from it since: no longer an orphan.
-                            Err(e)
-                                if e.is_conflict() || e.kind() == Some("SubnetPoolDeleteError") =>
-                            {
-                                Ok(false)
-                            }
-                            Err(e) => Err(DriverError::neutron(
-                                format!("deleting subnetpool {}", p.id),
-                                &e,
-                            )),
-                        }
+                let Some(p) = unchanged(api.clone(), &seen.id, "subnetpool", |p: &SubnetPool| {
+                    p.revision_number == seen.revision_number
+                })
+                .await?
+                else {
+                    return Ok(false);
+                };
+                tracing::info!(subnetpool = %p.id, "removing an orphan: {}", finding.why);
+                match api.delete(&p.id).await {
+                    Ok(deleted) => Ok(deleted),
+                    // A subnet was made from it since: no longer an orphan.
+                    Err(e) if e.is_conflict() || e.kind() == Some("SubnetPoolDeleteError") => {
+                        Ok(false)
                     }
-                    _ => Ok(false),
+                    Err(e) => Err(DriverError::neutron(
+                        format!("deleting subnetpool {}", p.id),
+                        &e,
+                    )),
                 }
             }
             Target::FloatingIp(seen) => {
                 let api = self.neutron.floating_ips();
-                let now = api
-                    .get_opt(&seen.id)
-                    .await
-                    .map_err(neutron_err(format_args!("reading floating IP {}", seen.id)))?;
-                match now {
-                    Some(f) if f.revision_number == seen.revision_number => {
-                        tracing::info!(address = %f.floating_ip_address, "removing an orphan: {}", finding.why);
-                        api.delete(&f.id).await.map_err(neutron_err(format_args!(
-                            "releasing floating IP {}",
-                            f.floating_ip_address
-                        )))
-                    }
-                    _ => Ok(false),
-                }
+                let Some(f) = unchanged(api.clone(), &seen.id, "floating IP", |f: &FloatingIp| {
+                    f.revision_number == seen.revision_number
+                })
+                .await?
+                else {
+                    return Ok(false);
+                };
+                tracing::info!(address = %f.floating_ip_address, "removing an orphan: {}", finding.why);
+                api.delete(&f.id).await.map_err(neutron_err(format_args!(
+                    "releasing floating IP {}",
+                    f.floating_ip_address
+                )))
             }
             Target::Pool(seen, ports) => {
                 let Some(pools) = &self.pools else {
                     return Ok(false);
                 };
-                let now = self
-                    .neutron
-                    .networks()
-                    .get_opt(&seen.id)
-                    .await
-                    .map_err(neutron_err(format_args!("reading network {}", seen.id)))?;
-                match now {
-                    Some(n) if n.revision_number == seen.revision_number => {
-                        tracing::info!(network = %n.id, "removing orphans: {}", finding.why);
-                        Ok(pools.clear_ports(&n.id, ports).await > 0)
-                    }
-                    _ => Ok(false),
-                }
+                let Some(n) = unchanged(
+                    self.neutron.networks(),
+                    &seen.id,
+                    "network",
+                    |n: &Network| n.revision_number == seen.revision_number,
+                )
+                .await?
+                else {
+                    return Ok(false);
+                };
+                tracing::info!(network = %n.id, "removing orphans: {}", finding.why);
+                Ok(pools.clear_ports(&n.id, ports).await > 0)
             }
             Target::Interface(iface) => {
                 tracing::info!(interface = %iface.name, port = %iface.port_id, "removing an orphan: {}", finding.why);

@@ -19,13 +19,14 @@
 mod docker_harness;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use docker_harness::{host_link_exists, stack_config_with, with_kuryr_unstarted, Kuryr};
+use docker_harness::{
+    host_link_exists, random_below, stack_config_with, with_kuryr_unstarted, Kuryr,
+};
 use kuryr_faultproxy::{Action, FaultProxy, Rule};
 use kuryr_openstack::neutron::Filters;
 use serde_json::Value;
@@ -38,18 +39,6 @@ fn setting(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A number in `0..n` (the standard library's randomly keyed hasher; no crate for this).
-fn random_below(n: u64) -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.finish() % n.max(1)
 }
 
 /// The port faults of the whole run: 5xx and lost answers on every kind of port request.

@@ -32,28 +32,8 @@ async fn pools_of_subnet(k: &Kuryr, cidr: &str, subnet_id: &str) -> Vec<SubnetPo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_control_planes_share_an_existing_network_and_give_it_back_untagged() {
     const CIDR: &str = "10.211.1.0/24";
-    with_kuryr_unstarted("cp-a", &[CIDR], |a| async move {
-        let b = Arc::new(Kuryr::without_daemon("cp-b").await);
-        let conf = |k: &Kuryr, cp: &str| {
-            stack_config_with(
-                &k.plugin,
-                &format!("[DEFAULT]\ncontrol_plane_id = {cp}\n[vif_pool]\nenabled = false"),
-            )
-        };
-        a.serve_with(&conf(&a, "cp-a"), &plugin_socket(&a), false)
-            .await;
-        b.serve_with(&conf(&b, "cp-b"), &plugin_socket(&b), false)
-            .await;
-        let body = {
-            let (a, b) = (a.clone(), b.clone());
-            tokio::spawn(async move { share(&a, &b, CIDR).await })
-        };
-        let outcome = body.await;
-        b.cleanup().await;
-        if let Err(e) = outcome {
-            eprintln!("--- control plane b's kuryr log ---\n{}", b.log_text());
-            std::panic::resume_unwind(e.into_panic());
-        }
+    with_two_control_planes(["cp-a", "cp-b"], CIDR, |a, b| async move {
+        share(&a, &b, CIDR).await
     })
     .await;
 }
@@ -61,23 +41,31 @@ async fn two_control_planes_share_an_existing_network_and_give_it_back_untagged(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_kuryr_made_that_another_control_plane_attached_is_left_to_it() {
     const CIDR: &str = "10.211.2.0/24";
-    with_kuryr_unstarted("cp-made-a", &[CIDR], |a| async move {
-        let b = Arc::new(Kuryr::without_daemon("cp-made-b").await);
-        let conf = |k: &Kuryr, cp: &str| {
-            stack_config_with(
+    with_two_control_planes(["cp-made-a", "cp-made-b"], CIDR, |a, b| async move {
+        attach_made(&a, &b, CIDR).await
+    })
+    .await;
+}
+
+/// Runs `body` with two daemons on this Docker engine, each with its own plugin name and
+/// `control_plane_id` (the names given), pools off; the second one's log is printed when
+/// the body fails.
+async fn with_two_control_planes<F, Fut>(ids: [&'static str; 2], cidr: &'static str, body: F)
+where
+    F: FnOnce(Arc<Kuryr>, Arc<Kuryr>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let [id_a, id_b] = ids;
+    with_kuryr_unstarted(id_a, &[cidr], |a| async move {
+        let b = Arc::new(Kuryr::without_daemon(id_b).await);
+        for (k, cp) in [(&a, id_a), (&b, id_b)] {
+            let conf = stack_config_with(
                 &k.plugin,
                 &format!("[DEFAULT]\ncontrol_plane_id = {cp}\n[vif_pool]\nenabled = false"),
-            )
-        };
-        a.serve_with(&conf(&a, "cp-made-a"), &plugin_socket(&a), false)
-            .await;
-        b.serve_with(&conf(&b, "cp-made-b"), &plugin_socket(&b), false)
-            .await;
-        let body = {
-            let (a, b) = (a.clone(), b.clone());
-            tokio::spawn(async move { attach_made(&a, &b, CIDR).await })
-        };
-        let outcome = body.await;
+            );
+            k.serve_with(&conf, &plugin_socket(k), false).await;
+        }
+        let outcome = tokio::spawn(body(a.clone(), b.clone())).await;
         b.cleanup().await;
         if let Err(e) = outcome {
             eprintln!("--- control plane b's kuryr log ---\n{}", b.log_text());

@@ -411,6 +411,25 @@ impl Scene {
             .unwrap()
     }
 
+    /// The free pool ports of `host` on a network (no container holds them).
+    async fn free_pool_ports(&self, network_id: &str, host: &str) -> Vec<Port> {
+        self.ports_on(network_id)
+            .await
+            .into_iter()
+            .filter(|p| p.name == POOL_PORT_NAME && p.device_id.is_empty())
+            .filter(|p| p.binding_host_id == host)
+            .collect()
+    }
+
+    /// The ids of [`Scene::free_pool_ports`].
+    async fn free_pool_port_ids(&self, network_id: &str, host: &str) -> HashSet<String> {
+        self.free_pool_ports(network_id, host)
+            .await
+            .into_iter()
+            .map(|p| p.id)
+            .collect()
+    }
+
     /// TCP from `from` (on host `a`) to `to` (on host `b`): a payload arrives.
     async fn passes_tcp(&self, a: u32, from: &str, b: u32, to: &Container) -> bool {
         let started = Instant::now();
@@ -940,24 +959,12 @@ async fn each_hosts_pools_keep_to_their_host() {
         // A network's first container on a host starts that host's pool.
         let c1 = s.run(1, &s.name("c1"), &docker_net).await;
         let c2 = s.run(2, &s.name("c2"), &docker_net).await;
-        let pool_ports = |host: &'static str| {
-            let s = s.clone();
-            let net_id = net.id.clone();
-            async move {
-                s.ports_on(&net_id)
-                    .await
-                    .into_iter()
-                    .filter(|p| p.name == POOL_PORT_NAME && p.device_id.is_empty())
-                    .filter(|p| p.binding_host_id == host)
-                    .collect::<Vec<Port>>()
-            }
-        };
         for host in ["host-1", "host-2"] {
             let free = within(
                 "the host's pool filled",
                 Duration::from_secs(60),
                 || async {
-                    let free = pool_ports(host).await;
+                    let free = s.free_pool_ports(&net.id, host).await;
                     (!free.is_empty()).then_some(free)
                 },
             )
@@ -974,16 +981,8 @@ async fn each_hosts_pools_keep_to_their_host() {
             assert_eq!(s.port_of(&net.id, c).await.binding_host_id, host);
         }
         // A second container on host-2 comes from host-2's pool, never host-1's.
-        let host1_free: HashSet<String> = pool_ports("host-1")
-            .await
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
-        let host2_free: HashSet<String> = pool_ports("host-2")
-            .await
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
+        let host1_free: HashSet<String> = s.free_pool_port_ids(&net.id, "host-1").await;
+        let host2_free: HashSet<String> = s.free_pool_port_ids(&net.id, "host-2").await;
         let c3 = s.run(2, &s.name("c3"), &docker_net).await;
         let c3_port = s.port_of(&net.id, &c3).await;
         assert_eq!(c3_port.binding_host_id, "host-2");
@@ -999,14 +998,10 @@ async fn each_hosts_pools_keep_to_their_host() {
         s.remove_container(1, &c1.name).await;
         s.remove_network(1, &docker_net).await;
         assert!(
-            pool_ports("host-1").await.is_empty(),
+            s.free_pool_ports(&net.id, "host-1").await.is_empty(),
             "host-1's pool ports are deleted"
         );
-        let kept: HashSet<String> = pool_ports("host-2")
-            .await
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
+        let kept: HashSet<String> = s.free_pool_port_ids(&net.id, "host-2").await;
         let untaken: HashSet<String> = host2_free
             .into_iter()
             .filter(|id| *id != c3_port.id)
@@ -1212,13 +1207,7 @@ async fn one_network_made_on_two_hosts_at_once_is_one_neutron_network() {
         assert_eq!(status, 200, "RequestPool: {pool}");
         let pool_id = pool["PoolID"].as_str().unwrap().to_owned();
         s.plugin_pools.lock().unwrap().push((1, pool_id.clone()));
-        let docker_id = format!(
-            "{:016x}{:016x}{:016x}{:016x}",
-            rand_word(),
-            rand_word(),
-            rand_word(),
-            rand_word()
-        );
+        let docker_id = docker_harness::random_docker_id();
         let create = serde_json::json!({
             "NetworkID": docker_id,
             "Options": {"com.docker.network.enable_ipv6": false,
@@ -1335,17 +1324,4 @@ async fn one_network_made_on_two_hosts_at_once_is_one_neutron_network() {
         );
     })
     .await;
-}
-
-/// 64 random bits (a Docker id's quarter).
-fn rand_word() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.finish()
 }

@@ -21,6 +21,16 @@ pub enum Service {
     Neutron,
 }
 
+impl Service {
+    /// The service's name in lower case, as a metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Service::Keystone => "keystone",
+            Service::Neutron => "neutron",
+        }
+    }
+}
+
 impl std::fmt::Display for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -18,7 +18,7 @@ use axum::Router;
 use kuryr_driver::Driver;
 use kuryr_openstack::accounting::RequestSeen;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -42,15 +42,62 @@ struct CallLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    service: String,
-    method: String,
-    resource: String,
-    status: String,
+    service: &'static str,
+    method: &'static str,
+    resource: &'static str,
+    status: Status,
+}
+
+/// An answer's status, or `none` when no answer came.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct Status(Option<u16>);
+
+impl EncodeLabelValue for Status {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(code) => EncodeLabelValue::encode(&code, encoder),
+            None => EncodeLabelValue::encode(&"none", encoder),
+        }
+    }
+}
+
+/// The resources kuryr asks for, as label values; any other is `other` (the label set
+/// stays small whatever a proxy or a new API version puts in a path).
+const RESOURCES: &[&str] = &[
+    "auth",
+    "ports",
+    "networks",
+    "subnets",
+    "subnetpools",
+    "routers",
+    "floatingips",
+    "security-groups",
+    "security-group-rules",
+    "trunks",
+    "agents",
+    "extensions",
+    "network-ip-availabilities",
+    "tags",
+];
+
+fn resource_label(resource: &str) -> &'static str {
+    RESOURCES
+        .iter()
+        .find(|r| **r == resource)
+        .copied()
+        .unwrap_or("other")
+}
+
+fn method_label(method: &str) -> &'static str {
+    ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or("other")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabel {
-    service: String,
+    service: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -224,15 +271,13 @@ impl Exporter {
 
     /// One request to Keystone or Neutron.
     pub fn request(&self, seen: &RequestSeen<'_>) {
-        let service = seen.service.to_string().to_lowercase();
+        let service = seen.service.label();
         self.requests
             .get_or_create(&RequestLabels {
-                service: service.clone(),
-                method: seen.method.to_owned(),
-                resource: seen.resource.to_owned(),
-                status: seen
-                    .status
-                    .map_or_else(|| "none".to_owned(), |s| s.to_string()),
+                service,
+                method: method_label(seen.method),
+                resource: resource_label(seen.resource),
+                status: Status(seen.status),
             })
             .inc();
         self.request_seconds

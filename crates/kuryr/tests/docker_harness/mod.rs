@@ -1093,3 +1093,26 @@ pub async fn one_dual_stack_port_serves_ip_and_ip6(k: &Kuryr, cidrs: [&str; 2], 
     k.neutron_ports.lock().unwrap().clear();
     k.remove_network(&net_name).await;
 }
+
+/// 64 random bits (the standard library's randomly keyed hasher; no crate for this).
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+/// A number in `0..n`.
+pub fn random_below(n: u64) -> u64 {
+    random_u64() % n.max(1)
+}
+
+/// A random 64-hex Docker id, for calls sent to the plugin socket without Docker.
+pub fn random_docker_id() -> String {
+    (0..4).map(|_| format!("{:016x}", random_u64())).collect()
+}
