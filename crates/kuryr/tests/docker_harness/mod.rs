@@ -620,15 +620,13 @@ impl Kuryr {
 
     /// `docker network create -d <plugin> --ipam-driver <plugin> <extra> <name>`; its id.
     pub async fn create_network(&self, name: &str, extra: &[&str]) -> String {
+        self.create_network_on(&self.plugin, name, extra).await
+    }
+
+    /// [`Kuryr::create_network`] with another driver name (a managed plugin's `NAME:TAG`).
+    pub async fn create_network_on(&self, driver: &str, name: &str, extra: &[&str]) -> String {
         self.networks.lock().unwrap().push(name.to_owned());
-        let mut args = vec![
-            "network",
-            "create",
-            "-d",
-            &self.plugin,
-            "--ipam-driver",
-            &self.plugin,
-        ];
+        let mut args = vec!["network", "create", "-d", driver, "--ipam-driver", driver];
         args.extend_from_slice(extra);
         args.push(name);
         let id = self.docker_ok(&args).await;
