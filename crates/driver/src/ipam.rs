@@ -739,6 +739,17 @@ impl Driver {
         self.create_ipam_port(subnet, None, mac).await
     }
 
+    /// Whether a Neutron network serves a swarm network (its Docker id is a swarm id).
+    async fn serves_swarm(&self, network_id: &str) -> Result<bool> {
+        let network = self
+            .neutron
+            .networks()
+            .get_opt(network_id)
+            .await
+            .map_err(neutron_err(format_args!("reading network {network_id}")))?;
+        Ok(network.is_some_and(|n| mapping::serves_swarm(&n.tags)))
+    }
+
     /// A port the user created: tagged as adopted (with this host's tag, so that the
     /// reconciler gives it back if Docker never uses it, and the MAC of the asking endpoint);
     /// refused when it already serves something, unless it is the same endpoint asking for
@@ -750,6 +761,11 @@ impl Driver {
         mac: Option<&MacAddress>,
     ) -> Result<Port> {
         if port.tags.iter().any(|t| t == DEVICE_OWNER) {
+            // The swarm manager's IPAM took this address for a task that a node now starts:
+            // the node's IPAM is asked for it again, and the task gets that port.
+            if is_unbound_kuryr_port(&port) && self.serves_swarm(&port.network_id).await? {
+                return Ok(port);
+            }
             return Err(DriverError::conflict(format!(
                 "address {ip} is in use by kuryr port {}; pick another --ip or release it",
                 port.id

@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kuryr_libnetwork::ipam::{Capabilities as IpamCapabilities, DefaultAddressSpaces};
-use kuryr_libnetwork::network::{AllocateNetworkResponse, Capabilities};
+use kuryr_libnetwork::network::Capabilities;
 use kuryr_libnetwork::plugin::{ActivateResponse, Empty};
 use kuryr_libnetwork::Call;
 use kuryr_openstack::neutron::Neutron;
@@ -199,13 +199,9 @@ impl Driver {
                 local: self.config.local_default_address_space.clone(),
                 global: self.config.global_default_address_space.clone(),
             }),
-            Call::AllocateNetwork(req) => json(AllocateNetworkResponse {
-                options: req.options.clone(),
-            }),
-            Call::FreeNetwork(_)
-            | Call::Leave(_)
-            | Call::DiscoverNew(_)
-            | Call::DiscoverDelete(_) => json(Empty {}),
+            Call::AllocateNetwork(req) => json(self.allocate_network(&req).await?),
+            Call::FreeNetwork(req) => json(self.free_network(&req).await?),
+            Call::Leave(_) | Call::DiscoverNew(_) | Call::DiscoverDelete(_) => json(Empty {}),
             Call::RequestPool(req) => json(self.request_pool(&req).await?),
             Call::ReleasePool(req) => json(self.release_pool(&req).await?),
             Call::RequestAddress(req) => json(self.request_address(&req).await?),
@@ -253,12 +249,12 @@ fn needs_neutron(call: &Call) -> bool {
         | Call::NetworkCapabilities
         | Call::IpamCapabilities
         | Call::DefaultAddressSpaces
-        | Call::AllocateNetwork(_)
-        | Call::FreeNetwork(_)
         | Call::Leave(_)
         | Call::DiscoverNew(_)
         | Call::DiscoverDelete(_) => false,
-        Call::RequestPool(_)
+        Call::AllocateNetwork(_)
+        | Call::FreeNetwork(_)
+        | Call::RequestPool(_)
         | Call::ReleasePool(_)
         | Call::RequestAddress(_)
         | Call::ReleaseAddress(_)

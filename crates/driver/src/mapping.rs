@@ -17,6 +17,16 @@ pub const EXISTING_PORT_TAG: &str = "kuryr.port.existing";
 pub const EXISTING_POOL_TAG: &str = "kuryr.subnetpool.existing";
 /// Prefix of the subnets kuryr creates (the only subnets it deletes).
 pub const SUBNET_NAME_PREFIX: &str = "kuryr-subnet-";
+/// On a subnet kuryr made for a swarm network: the manager's IPAM takes its addresses for
+/// tasks any node may run, so never from this host's port pool.
+pub const SWARM_SUBNET_TAG: &str = "kuryr.swarm";
+
+/// Whether a network's Docker id tags hold a swarm network's id.
+pub fn serves_swarm(tags: &[String]) -> bool {
+    id_of_tags(tags)
+        .and_then(|id| id.parse::<kuryr_libnetwork::DockerId>().ok())
+        .is_some_and(|id| id.is_swarm())
+}
 const LOWER_HALF: &str = "kuryr.net.uuid.lh:";
 const UPPER_HALF: &str = "kuryr.net.uuid.uh:";
 const EXISTING_NET_PREFIX: &str = "kuryr.net.existing:";

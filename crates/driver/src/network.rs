@@ -7,7 +7,9 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use kuryr_libnetwork::network::{CreateNetworkRequest, IpamData, NetworkRequest};
+use kuryr_libnetwork::network::{
+    AllocateNetworkRequest, AllocateNetworkResponse, CreateNetworkRequest, IpamData, NetworkRequest,
+};
 use kuryr_libnetwork::plugin::Empty;
 use kuryr_libnetwork::DockerId;
 use kuryr_openstack::neutron::{
@@ -37,6 +39,10 @@ struct Undo {
     /// (router, subnet) interfaces this call added or may have added.
     routed: Vec<(String, String)>,
 }
+
+/// How long FreeNetwork waits for the nodes' last endpoints to go (Docker's plugin calls time
+/// out at 30 s).
+const FREE_NETWORK_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Driver {
     pub(crate) async fn create_network(&self, req: &CreateNetworkRequest) -> Result<Empty> {
@@ -91,8 +97,11 @@ impl Driver {
         // Its pools made a moment ago by this daemon, and no CreateNetwork of it tried here
         // before: the network cannot be in Neutron yet (a CreateNetwork sent again after a
         // restart, or of an existing pool, looks first).
+        // A swarm network is never fresh on a node: the manager's AllocateNetwork made it
+        // (each node's RequestPool makes a pool of its own, which the subnet is tagged with).
         let first_attempt = self.cache.first_create_attempt(req.network_id.as_str());
         let fresh = first_attempt
+            && !req.network_id.is_swarm()
             && families.iter().any(|(_, d)| d.is_some())
             && families.iter().all(|(_, d)| {
                 d.is_none_or(|d| self.cache.new_pool_of(&d.pool.to_string()).is_some())
@@ -394,6 +403,9 @@ impl Driver {
         // subnets tagged with the PoolID. The router's tag goes before the interface.
         let mut tags: Vec<String> = pool.map(|p| p.id.clone()).into_iter().collect();
         tags.extend(router_tags(router.as_ref(), subnet.gateway_ip.is_some()));
+        if mapping::serves_swarm(&network.tags) {
+            tags.push(mapping::SWARM_SUBNET_TAG.to_owned());
+        }
         if !tags.is_empty() {
             api.replace_tags(&subnet.id, &tags)
                 .await
@@ -484,7 +496,61 @@ impl Driver {
         }
     }
 
+    /// A swarm manager's AllocateNetwork, before any node creates the network and before
+    /// it takes the tasks' addresses from kuryr's IPAM: the Neutron network and subnets are
+    /// made here, so those addresses are Neutron ports' from the start; each node's
+    /// CreateNetwork then finds them.
+    pub(crate) async fn allocate_network(
+        &self,
+        req: &AllocateNetworkRequest,
+    ) -> Result<AllocateNetworkResponse> {
+        self.create_network(&req.as_create()).await?;
+        Ok(AllocateNetworkResponse {
+            options: req.options.clone(),
+        })
+    }
+
+    /// A swarm manager's FreeNetwork (`docker network rm`, no task left on any node): the
+    /// Neutron side goes, as a local network's does at DeleteNetwork.
+    pub(crate) async fn free_network(&self, req: &NetworkRequest) -> Result<Empty> {
+        // The manager frees the network once no service uses it, while nodes may still be
+        // taking their last tasks' endpoints down: Neutron refuses to delete a network with
+        // their ports for those moments. Past the wait, the reconciler of this host finishes.
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(250);
+        loop {
+            match self.remove_network(req).await {
+                Err(e)
+                    if e.neutron_cause().is_some_and(|n| n.is_conflict())
+                        && started.elapsed() < FREE_NETWORK_WAIT =>
+                {
+                    tracing::info!(network = %req.network_id.as_str(), "nodes are still removing their tasks' ports; trying again: {}", e.report());
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(4));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// DeleteNetwork. A node's DeleteNetwork of a swarm network only means its last task
+    /// there left: other nodes' tasks still use the network and the manager may place new
+    /// ones any time, so only what this daemon remembers goes; FreeNetwork removes it.
     pub(crate) async fn delete_network(&self, req: &NetworkRequest) -> Result<Empty> {
+        if req.network_id.is_swarm() {
+            if let Some(network) = self.cache.network(req.network_id.as_str()) {
+                self.cache
+                    .forget_network(req.network_id.as_str(), &network.id);
+            }
+            tracing::info!(network = %req.network_id.as_str(), "a swarm network left this node; the manager's FreeNetwork removes it from Neutron");
+            return Ok(Empty {});
+        }
+        self.remove_network(req).await
+    }
+
+    /// Removes a Docker network's Neutron side: what kuryr made is deleted, what it adopted
+    /// is given back.
+    pub(crate) async fn remove_network(&self, req: &NetworkRequest) -> Result<Empty> {
         // Read afresh: other control planes may have attached it since it was remembered.
         let Some(network) = self.network_of(&req.network_id).await? else {
             tracing::warn!(network = %req.network_id.as_str(), "DeleteNetwork: no Neutron network carries its tags; nothing to delete");

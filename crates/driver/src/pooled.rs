@@ -27,6 +27,7 @@ use kuryr_openstack::neutron::Port;
 
 use crate::error::Result;
 use crate::ipam::with_prefix;
+use crate::mapping;
 use crate::Driver;
 
 impl Driver {
@@ -47,6 +48,9 @@ impl Driver {
         let Some(subnet) = self.cached_pool_subnet(&req.pool_id).await? else {
             return Ok(None);
         };
+        if subnet.tags.iter().any(|t| t == mapping::SWARM_SUBNET_TAG) {
+            return Ok(None);
+        }
         // A MAC from Docker (it asked before pools were on, or `--mac-address`): a bound
         // port's MAC cannot change, so the usual path makes or adopts the port.
         if mac.is_some() {

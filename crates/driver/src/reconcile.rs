@@ -278,7 +278,7 @@ impl Driver {
                         DriverError::invalid(format!("network {}: {e}", n.id))
                     })?,
                 };
-                self.delete_network(&req).await?;
+                self.remove_network(&req).await?;
                 Ok(true)
             }
             Target::Subnetpool(seen) => {

@@ -75,6 +75,25 @@ pub struct AllocateNetworkRequest {
     pub ipv6_data: Vec<IpamData>,
 }
 
+impl AllocateNetworkRequest {
+    /// The CreateNetwork a node would send for this network (its options as `-o` options).
+    pub fn as_create(&self) -> CreateNetworkRequest {
+        let generic: Map<String, Value> = self
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let mut options = Map::new();
+        options.insert(keys::GENERIC.to_owned(), Value::Object(generic));
+        CreateNetworkRequest {
+            network_id: self.network_id.clone(),
+            options: Options(options),
+            ipv4_data: self.ipv4_data.clone(),
+            ipv6_data: self.ipv6_data.clone(),
+        }
+    }
+}
+
 /// `/NetworkDriver.AllocateNetwork` answer: options handed to CreateNetwork on every node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AllocateNetworkResponse {
@@ -324,6 +343,27 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_swarm_allocation_is_the_create_every_node_gets() {
+        let req: AllocateNetworkRequest = serde_json::from_value(serde_json::json!({
+            "NetworkID": "p2ar6zqa6m0x37wrje46g4xao",
+            "Options": {"neutron.net.shared": "false"},
+            "IPv4Data": [{"AddressSpace": "", "Pool": "10.20.0.0/24", "Gateway": "10.20.0.1/24"}],
+            "IPv6Data": null
+        }))
+        .unwrap();
+        assert!(req.network_id.is_swarm());
+        let create = req.as_create();
+        assert_eq!(create.network_id, req.network_id);
+        assert_eq!(
+            create.options.generic().unwrap().get("neutron.net.shared"),
+            Some(&"false".to_owned())
+        );
+        assert_eq!(create.ipv4_data, req.ipv4_data);
+        let local: DockerId = "a".repeat(64).parse().unwrap();
+        assert!(!local.is_swarm());
+    }
     use serde_json::json;
 
     #[test]

@@ -18,6 +18,12 @@ impl DockerId {
         &self.0
     }
 
+    /// Whether this is a swarm network's id (25 characters of `[0-9a-z]`): its manager
+    /// calls AllocateNetwork and FreeNetwork, each node CreateNetwork and DeleteNetwork.
+    pub fn is_swarm(&self) -> bool {
+        self.0.len() == 25
+    }
+
     /// The first 32 and the last characters: upstream kuryr's tags hold an id in two halves
     /// (`kuryr.net.uuid.lh:` / `uh:`) because Neutron once capped tags at 60 characters.
     pub fn halves(&self) -> (&str, &str) {
