@@ -761,9 +761,11 @@ impl Driver {
         mac: Option<&MacAddress>,
     ) -> Result<Port> {
         if port.tags.iter().any(|t| t == DEVICE_OWNER) {
-            // The swarm manager's IPAM took this address for a task that a node now starts:
-            // the node's IPAM is asked for it again, and the task gets that port.
-            if is_unbound_kuryr_port(&port) && self.serves_swarm(&port.network_id).await? {
+            // The swarm manager's IPAM took this address for a task: the node that starts
+            // it asks for it again, and so does a new manager for its running tasks (the port
+            // bound by then); the task keeps that port. Never a host's pool port.
+            let pooled = port.tags.iter().any(|t| crate::pool::is_pool_tag(t));
+            if !pooled && self.serves_swarm(&port.network_id).await? {
                 return Ok(port);
             }
             return Err(DriverError::conflict(format!(

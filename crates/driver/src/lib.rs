@@ -200,7 +200,12 @@ impl Driver {
                 global: self.config.global_default_address_space.clone(),
             }),
             Call::AllocateNetwork(req) => json(self.allocate_network(&req).await?),
-            Call::FreeNetwork(req) => json(self.free_network(&req).await?),
+            Call::FreeNetwork(req) => {
+                let teardown = Teardown::FreeNetwork {
+                    network_id: req.network_id.as_str().to_owned(),
+                };
+                json(self.finishing(teardown, self.free_network(&req)).await?)
+            }
             Call::Leave(_) | Call::DiscoverNew(_) | Call::DiscoverDelete(_) => json(Empty {}),
             Call::RequestPool(req) => json(self.request_pool(&req).await?),
             Call::ReleasePool(req) => json(self.release_pool(&req).await?),

@@ -46,6 +46,17 @@ const FREE_NETWORK_WAIT: std::time::Duration = std::time::Duration::from_secs(20
 
 impl Driver {
     pub(crate) async fn create_network(&self, req: &CreateNetworkRequest) -> Result<Empty> {
+        self.create_network_as(req, false).await
+    }
+
+    /// CreateNetwork, or with `swarm_manager` the manager's AllocateNetwork: only that one
+    /// makes a swarm network in Neutron; a node's CreateNetwork finds it or fails.
+    async fn create_network_as(
+        &self,
+        req: &CreateNetworkRequest,
+        swarm_manager: bool,
+    ) -> Result<Empty> {
+        let may_create = swarm_manager || !req.network_id.is_swarm();
         let generic = req
             .options
             .generic()
@@ -62,7 +73,7 @@ impl Driver {
         }
         let mut undo = Undo::default();
         let mut result = self
-            .create_network_steps(req, &opts, &families, &mut undo)
+            .create_network_steps(req, &opts, &families, may_create, &mut undo)
             .await;
         let raced = match &result {
             Err(e) if self.raced(&req.network_id, &undo).await => Some(e.report()),
@@ -76,7 +87,7 @@ impl Driver {
             tracing::info!(network = %req.network_id.as_str(), "another host made this network at the same moment; using what it made ({first})");
             self.undo(std::mem::take(&mut undo)).await;
             result = self
-                .create_network_steps(req, &opts, &families, &mut undo)
+                .create_network_steps(req, &opts, &families, may_create, &mut undo)
                 .await;
         }
         if result.is_err() {
@@ -92,6 +103,7 @@ impl Driver {
         req: &CreateNetworkRequest,
         opts: &NeutronOptions,
         families: &[(Family, Option<&IpamData>); 2],
+        may_create: bool,
         undo: &mut Undo,
     ) -> Result<()> {
         // Its pools made a moment ago by this daemon, and no CreateNetwork of it tried here
@@ -106,7 +118,9 @@ impl Driver {
             && families.iter().all(|(_, d)| {
                 d.is_none_or(|d| self.cache.new_pool_of(&d.pool.to_string()).is_some())
             });
-        let network = self.network_for(&req.network_id, opts, fresh, undo).await?;
+        let network = self
+            .network_for(&req.network_id, opts, fresh, may_create, undo)
+            .await?;
         for (family, data) in families {
             if let Some(data) = data {
                 self.ensure_subnet(&network, *family, data, opts, undo)
@@ -148,12 +162,20 @@ impl Driver {
         docker_id: &DockerId,
         opts: &NeutronOptions,
         fresh: bool,
+        may_create: bool,
         undo: &mut Undo,
     ) -> Result<Network> {
         if !fresh {
             if let Some(network) = self.network_of(docker_id).await? {
                 return Ok(network);
             }
+        }
+        if !may_create {
+            return Err(DriverError::not_found(format!(
+                "swarm network {} has no Neutron network: the swarm manager's AllocateNetwork \
+                 makes it; is the plugin enabled on the manager, with capability_scope = global?",
+                docker_id.as_str()
+            )));
         }
         let api = self.neutron.networks();
         let mut tags = id_tags(docker_id).to_vec();
@@ -504,7 +526,7 @@ impl Driver {
         &self,
         req: &AllocateNetworkRequest,
     ) -> Result<AllocateNetworkResponse> {
-        self.create_network(&req.as_create()).await?;
+        self.create_network_as(&req.as_create(), true).await?;
         Ok(AllocateNetworkResponse {
             options: req.options.clone(),
         })
@@ -513,9 +535,34 @@ impl Driver {
     /// A swarm manager's FreeNetwork (`docker network rm`, no task left on any node): the
     /// Neutron side goes, as a local network's does at DeleteNetwork.
     pub(crate) async fn free_network(&self, req: &NetworkRequest) -> Result<Empty> {
-        // The manager frees the network once no service uses it, while nodes may still be
-        // taking their last tasks' endpoints down: Neutron refuses to delete a network with
-        // their ports for those moments. Past the wait, the reconciler of this host finishes.
+        // The manager frees the network once no task uses it: the kuryr ports left are of
+        // nodes still taking their last endpoints down, or of nodes that died, bound to
+        // other hosts, so none of them would delete them. Other ports (a user's) hold the
+        // network for a while; past the wait, the teardown journal tries again.
+        if let Some(network) = self.network_of(&req.network_id).await? {
+            let ports = self
+                .neutron
+                .ports()
+                .list(
+                    &Filters::new()
+                        .eq("network_id", network.id.as_str())
+                        .eq("device_owner", mapping::DEVICE_OWNER)
+                        .fields(["id"]),
+                )
+                .await
+                .map_err(neutron_err(format_args!(
+                    "listing the kuryr ports on network {}",
+                    network.id
+                )))?;
+            for port in ports {
+                tracing::info!(port = %port.id, "FreeNetwork: deleting a task's port");
+                self.neutron
+                    .ports()
+                    .delete(&port.id)
+                    .await
+                    .map_err(neutron_err(format_args!("deleting port {}", port.id)))?;
+            }
+        }
         let started = std::time::Instant::now();
         let mut wait = std::time::Duration::from_millis(250);
         loop {

@@ -263,6 +263,10 @@ impl Driver {
 
     /// A new network's pools filled ahead of use, when `populate_on_network_create` says.
     pub(crate) async fn pooled_network_created(&self, docker_id: &kuryr_libnetwork::DockerId) {
+        // A swarm network's addresses are the manager's IPAM's, never a host's pool.
+        if docker_id.is_swarm() {
+            return;
+        }
         let Some(pools) = &self.pools else { return };
         if !pools.config().populate_on_network_create {
             return;

@@ -379,6 +379,9 @@ impl Driver {
             .into_iter()
             .chain(made)
             .filter(|p| !p.tags.iter().any(|t| crate::pool::is_pool_tag(t)))
+            // Made here but bound elsewhere: a swarm task's port, which this host's IPAM
+            // took for a task that another host runs; that host judges it.
+            .filter(|p| p.binding_host_id.is_empty() || p.binding_host_id == *host)
             .map(|p| (p.id.clone(), p))
             .collect())
     }

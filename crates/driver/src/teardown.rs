@@ -47,6 +47,10 @@ pub enum Teardown {
     DeleteNetwork {
         network_id: String,
     },
+    /// A swarm manager's FreeNetwork.
+    FreeNetwork {
+        network_id: String,
+    },
 }
 
 impl Teardown {
@@ -72,6 +76,7 @@ impl Teardown {
                 address.replace(':', "-")
             ),
             Teardown::DeleteNetwork { network_id } => format!("delete-network-{network_id}.json"),
+            Teardown::FreeNetwork { network_id } => format!("free-network-{network_id}.json"),
         }
     }
 
@@ -80,7 +85,8 @@ impl Teardown {
         match self {
             Teardown::DeleteEndpoint { network_id, .. }
             | Teardown::RevokeExternalConnectivity { network_id, .. }
-            | Teardown::DeleteNetwork { network_id } => Some(network_id),
+            | Teardown::DeleteNetwork { network_id }
+            | Teardown::FreeNetwork { network_id } => Some(network_id),
             Teardown::ReleaseAddress { .. } | Teardown::ReleaseAddressIn { .. } => None,
         }
     }
@@ -99,7 +105,9 @@ impl Teardown {
                 network_id,
                 endpoint_id,
             } => valid(network_id) && valid(endpoint_id),
-            Teardown::DeleteNetwork { network_id } => valid(network_id),
+            Teardown::DeleteNetwork { network_id } | Teardown::FreeNetwork { network_id } => {
+                valid(network_id)
+            }
             Teardown::ReleaseAddress { ports, .. } => !ports.is_empty(),
             Teardown::ReleaseAddressIn {
                 pool_id,
@@ -141,6 +149,9 @@ impl std::fmt::Display for Teardown {
             } => write!(f, "ReleaseAddress of {address} (pool {pool_id})"),
             Teardown::DeleteNetwork { network_id } => {
                 write!(f, "DeleteNetwork of network {network_id}")
+            }
+            Teardown::FreeNetwork { network_id } => {
+                write!(f, "FreeNetwork of swarm network {network_id}")
             }
         }
     }
@@ -414,6 +425,12 @@ impl crate::Driver {
                     network_id: id(network_id)?,
                 };
                 self.delete_network(&req).await.map(drop)
+            }
+            Teardown::FreeNetwork { network_id } => {
+                let req = NetworkRequest {
+                    network_id: id(network_id)?,
+                };
+                self.free_network(&req).await.map(drop)
             }
             Teardown::ReleaseAddress { ports, .. } => {
                 for port_id in ports {

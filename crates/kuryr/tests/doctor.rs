@@ -327,6 +327,7 @@ fn checks_this_host_open_vswitch_the_agent_and_the_plugin_socket() {
         "PASS plugin socket: kuryr serve answers at",
         "PASS Neutron agent: Open vSwitch agent of host",
         "PASS integration bridge: br-int is in Open vSwitch",
+        "INFO Swarm: capability_scope = local",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

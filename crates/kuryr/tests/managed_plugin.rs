@@ -54,7 +54,10 @@ fn config_folders(name: &str) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::create_dir_all(&state).unwrap();
     let conf = stack_config_with(name, "[vif_pool]\nenabled = false");
-    std::fs::copy(&conf, etc.join("kuryr.conf")).unwrap();
+    write_private(
+        &etc.join("kuryr.conf"),
+        &std::fs::read_to_string(&conf).unwrap(),
+    );
     (etc, state)
 }
 

@@ -20,7 +20,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use docker_harness::{config, docker_bin, image, in_cidr, remove_network_and_ports, repo_root};
+use docker_harness::{
+    config, docker_bin, image, in_cidr, remove_network_and_ports, repo_root, write_private,
+};
 use kuryr::openstack::neutron_client;
 use kuryr_openstack::neutron::{
     Filters, FixedIp, Network, NetworkSpec, Neutron, Port, PortSpec, SecurityGroupRuleSpec,
@@ -1357,7 +1359,22 @@ impl Drop for SwarmUndo {
                 .output();
         };
         docker(&self.hosts[0], &["service", "rm", &self.service]);
-        docker(&self.hosts[0], &["network", "rm", &self.network]);
+        // Refused while the tasks stop: tried until it goes (FreeNetwork then removes the
+        // Neutron side), for at most a minute.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            let out = Command::new(docker_bin())
+                .args(["network", "rm", &self.network])
+                .env("DOCKER_HOST", &self.hosts[0].env["DOCKER_HOST"])
+                .stdin(Stdio::null())
+                .output();
+            match out {
+                Ok(o) if o.status.success() => break,
+                Ok(o) if String::from_utf8_lossy(&o.stderr).contains("not found") => break,
+                Ok(_) => std::thread::sleep(Duration::from_secs(1)),
+                Err(_) => break,
+            }
+        }
         docker(&self.hosts[1], &["swarm", "leave", "--force"]);
         docker(&self.hosts[0], &["swarm", "leave", "--force"]);
         for host in &self.hosts {
@@ -1379,7 +1396,17 @@ async fn enable_swarm_plugin(host: &Host, folder: &std::path::Path) {
     let conf = std::fs::read_to_string(&host.env["KURYR_HOST_CONFIG"]).unwrap();
     let conf: String = conf
         .lines()
-        .filter(|l| !l.starts_with("ovsdb_connection") && !l.starts_with("sock_file"))
+        // The host's own paths: inside the plugin, its mounts are at the default ones.
+        .filter(|l| {
+            ![
+                "ovsdb_connection",
+                "sock_file",
+                "state_path",
+                "docker_socket",
+            ]
+            .iter()
+            .any(|key| l.starts_with(key))
+        })
         .map(|l| {
             if l.starts_with("capability_scope") {
                 "capability_scope = global".to_owned()
@@ -1389,7 +1416,7 @@ async fn enable_swarm_plugin(host: &Host, folder: &std::path::Path) {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    std::fs::write(etc.join("kuryr.conf"), conf).unwrap();
+    write_private(&etc.join("kuryr.conf"), &conf);
     host.docker_ok(&["plugin", "create", SWARM_PLUGIN, folder.to_str().unwrap()])
         .await;
     host.docker_ok(&[

@@ -74,12 +74,26 @@ pub fn usual_path_config_file() -> PathBuf {
 pub fn stack_config_with(name: &str, extra: &str) -> PathBuf {
     let base = std::fs::read_to_string(config_file()).expect("read the stack's kuryr.conf");
     let file = std::env::temp_dir().join(format!("{name}.conf"));
-    std::fs::write(
+    write_private(
         &file,
-        format!("{base}\n[neutron]\ndefault_router =\n\n{extra}\n"),
-    )
-    .expect("write the tests' kuryr.conf");
+        &format!("{base}\n[neutron]\ndefault_router =\n\n{extra}\n"),
+    );
     file
+}
+
+/// Writes a file only its owner may read (kuryr.conf holds credentials).
+pub fn write_private(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    file.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 pub fn config() -> Config {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kuryr::config::Config;
+use kuryr::config::{CapabilityScope, Config};
 use kuryr::docker_api;
 use kuryr::unix_http;
 use kuryr_binding::ovsdb::{rows, Ovsdb};
@@ -53,7 +53,48 @@ pub async fn check_local(
     }
     check_plugin_socket(report, socket).await;
     check_docker(report, config, plugin).await;
+    let ipvs = Path::new(IPVS_TABLE).exists();
+    match swarm_check(config.default.capability_scope, ipvs) {
+        (Level::Info, line) => report.info("Swarm", line),
+        (Level::Warn, line) => report.warn("Swarm", line),
+    }
     local
+}
+
+/// Where a kernel with IPVS lists its virtual services.
+const IPVS_TABLE: &str = "/proc/net/ip_vs";
+
+#[derive(Debug, PartialEq, Eq)]
+enum Level {
+    Info,
+    Warn,
+}
+
+/// What Swarm can do with this plugin here: global scope is needed for swarm-scoped
+/// networks, and Swarm's virtual IPs and routing mesh need the kernel's IPVS.
+fn swarm_check(scope: CapabilityScope, ipvs: bool) -> (Level, String) {
+    match (scope, ipvs) {
+        (CapabilityScope::Local, _) => (
+            Level::Info,
+            "capability_scope = local: networks are this host's; Swarm's swarm-scoped networks \
+             need capability_scope = global and the managed plugin"
+                .to_owned(),
+        ),
+        (CapabilityScope::Global, true) => (
+            Level::Info,
+            "capability_scope = global, and the kernel has IPVS: swarm services in VIP or \
+             dnsrr endpoint mode"
+                .to_owned(),
+        ),
+        (CapabilityScope::Global, false) => (
+            Level::Warn,
+            format!(
+                "this kernel has no IPVS ({IPVS_TABLE} is missing): swarm services in VIP \
+                 endpoint mode (the default) and published ports (the routing mesh) fail on \
+                 this node; create services with --endpoint-mode dnsrr, or load ip_vs"
+            ),
+        ),
+    }
 }
 
 async fn check_ovs(report: &mut Report, path: &Path) -> Option<Vec<String>> {
@@ -264,4 +305,20 @@ pub async fn check_agent(
 /// Where a daemon serving `plugin` listens unless `--socket` says otherwise.
 pub fn default_socket(plugin: &str) -> PathBuf {
     PathBuf::from(format!("/run/docker/plugins/{plugin}.sock"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swarm_without_ipvs_warns_and_names_dnsrr() {
+        let (level, line) = swarm_check(CapabilityScope::Global, false);
+        assert_eq!(level, Level::Warn);
+        assert!(line.contains("--endpoint-mode dnsrr"), "{line}");
+        assert_eq!(swarm_check(CapabilityScope::Global, true).0, Level::Info);
+        let (level, line) = swarm_check(CapabilityScope::Local, false);
+        assert_eq!(level, Level::Info);
+        assert!(line.contains("capability_scope = global"), "{line}");
+    }
 }
