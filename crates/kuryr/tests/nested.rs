@@ -1,17 +1,23 @@
 //! Containers inside a VM, against the real Neutron and the real neutron-openvswitch-agent.
 //!
-//! The "VM" is a network namespace whose `eth0` is a veth carrying the VM port's MAC, its
-//! other end plugged into Open vSwitch as Nova's os-vif plugs a VM: into `br-int`, or for a
-//! trunk parent into the trunk bridge `tbr-<trunk>` that the agent's trunk handler wires to
-//! `br-int`. `kuryr serve` runs INSIDE that namespace (`ip netns exec`), with
-//! `default_port_driver` and `link_iface = eth0`, and reaches Keystone and Neutron through a
-//! relay that listens on their loopback ports inside the namespace. The test speaks Docker's
-//! calls over kuryr's socket, then does what Docker does with the interface Join names: moves
-//! it into a container namespace, gives it the address, and pings a plain Neutron port
-//! outside the VM (a namespace plugged into br-int).
+//! The VM is a real QEMU guest (`scripts/vm`, Debian's kernel: 802.1Q, macvlan and ipvlan,
+//! which this machine's kernel lacks), its eth0 a tap carrying the VM port's MAC, plugged into
+//! Open vSwitch as Nova's os-vif plugs a VM: into `br-int`, or for a trunk parent into the
+//! trunk bridge `tbr-<trunk>` that the agent's trunk handler wires to `br-int`. `kuryr serve`
+//! (this build) runs in the guest with `default_port_driver` and `link_iface = eth0`, and
+//! reaches Keystone and Neutron through QEMU's user network (10.0.2.2). The test speaks
+//! Docker's calls to it over TCP (`kuryr_uri`, forwarded by QEMU), then does in the guest, over
+//! the QEMU guest agent, what Docker does with the interface Join names: moves it into a
+//! container namespace, gives it the address, and sends packets to a plain Neutron port outside
+//! the VM (a namespace on this machine plugged into br-int).
 //!
-//! Each test has its own namespaces, OVS ports and Neutron resources (CIDRs 10.203.N.0/24),
-//! removed at the end, failed or not.
+//! Those tests are `#[ignore]`d (each boots a guest, ~15 s under emulation): scripts/test runs
+//! them one at a time. The tests left on this machine's kernel need no link in a VM: a
+//! network namespace stands for the VM (its eth0 carries the VM port's MAC), for what kuryr
+//! refuses before making anything.
+//!
+//! Each test has its own guest or namespaces, OVS ports and Neutron resources (CIDRs
+//! 10.203.N.0/24), removed at the end, failed or not.
 
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -31,7 +37,8 @@ use kuryr_openstack::neutron::{
 };
 use serde_json::{json, Value};
 use support::flow::ports_with_ip;
-use support::{call_socket, docker_id, eventually, neutron};
+use support::guest::{Guest, Nic};
+use support::{call_socket, call_tcp, docker_id, eventually, neutron};
 
 // ---------------------------------------------------------------------------------------
 // Host fixtures (the `ip` and `ovs-vsctl` commands are fine in tests)
@@ -64,19 +71,6 @@ fn vsctl(args: &[&str]) -> String {
     run("ovs-vsctl", args)
 }
 
-/// `ip -d -j link show dev NAME` in a namespace, or `None` if there is no such link.
-fn link_in(ns: &str, name: &str) -> Option<Value> {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-d", "-j", "link", "show", "dev", name])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return None;
-    }
-    let mut links: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    links.pop()
-}
-
 /// Whether `ping` from namespace `ns` gets an answer from `target` within `within`.
 fn pings(ns: &str, target: &str, within: Duration) -> bool {
     let started = Instant::now();
@@ -99,33 +93,6 @@ fn hostname() -> String {
     kuryr::driver::host_id().unwrap()
 }
 
-/// Whether this kernel can make 802.1Q VLAN links (tried on `parent` in `ns`).
-fn kernel_has_vlan(ns: &str, parent: &str) -> bool {
-    let ok = Command::new("ip")
-        .args([
-            "-n",
-            ns,
-            "link",
-            "add",
-            "link",
-            parent,
-            "name",
-            "vlanprobe",
-            "type",
-            "vlan",
-            "id",
-            "4000",
-        ])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    if ok {
-        ip_in(ns, &["link", "del", "vlanprobe"]);
-    }
-    ok
-}
-
 // ---------------------------------------------------------------------------------------
 // One test's world, removed at the end
 
@@ -140,6 +107,8 @@ struct World {
     networks: Mutex<Vec<String>>,
     pools: Mutex<Vec<String>>,
     daemon: Mutex<Option<Daemon>>,
+    /// The guest `boot` started (its name is the prefix).
+    guest: Mutex<Option<Arc<Guest>>>,
 }
 
 /// Run a test body in its own world; what it made is removed afterwards, also when it
@@ -160,9 +129,21 @@ where
         networks: Mutex::default(),
         pools: Mutex::default(),
         daemon: Mutex::default(),
+        guest: Mutex::default(),
     });
     let outcome = tokio::spawn(body(w.clone())).await;
-    let log = w.daemon.lock().unwrap().take().map(Daemon::stop);
+    let mut log = w.daemon.lock().unwrap().take().map(Daemon::stop);
+    let guest = w.guest.lock().unwrap().take();
+    if let (Some(guest), Err(_)) = (&guest, &outcome) {
+        log = Some(guest_kuryr_log(guest).await);
+        let console = guest.console();
+        let tail: Vec<&str> = console.lines().rev().take(40).collect();
+        eprintln!("--- the guest's console, last lines ---");
+        for line in tail.into_iter().rev() {
+            eprintln!("{line}");
+        }
+    }
+    Guest::down(&w.prefix).await;
     w.cleanup().await;
     if let Err(e) = outcome {
         if let Some(log) = log {
@@ -246,8 +227,9 @@ impl World {
     }
 
     /// A namespace whose `eth0` is `port`'s vNIC (its MAC, the network's MTU 1450, its
-    /// address), the other end in OVS bridge `bridge` with the external_ids the agent reads.
-    fn plug_guest(&self, what: &str, port: &Port, bridge: &str) -> String {
+    /// address), the other end in OVS bridge `bridge` with the external_ids the agent reads:
+    /// a plain Neutron port outside the VM.
+    fn plug_namespace(&self, what: &str, port: &Port, bridge: &str) -> String {
         let ns = self.name(what);
         let host_end = format!("vmh{}", &port.id[..11]);
         ip(&["netns", "add", &ns]);
@@ -262,6 +244,9 @@ impl World {
         ip_in(&ns, &["link", "set", "eth0", "mtu", "1450", "up"]);
         let address = format!("{}/24", port.fixed_ips[0].ip_address);
         ip_in(&ns, &["addr", "add", &address, "dev", "eth0"]);
+        // The stack's userspace datapath passes a partial checksum on as it is: TCP
+        // needs the sender to complete it.
+        ip(&["netns", "exec", &ns, "ethtool", "-K", "eth0", "tx", "off"]);
         self.ovs_ports.lock().unwrap().push(host_end.clone());
         vsctl(&[
             "--may-exist",
@@ -355,13 +340,68 @@ impl World {
         socket
     }
 
-    fn kuryr_log(&self) -> String {
-        self.daemon
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|d| std::fs::read_to_string(&d.log).unwrap_or_default())
-            .unwrap_or_default()
+    /// Boot this test's guest with `port` as its eth0 in `bridge`, and give eth0 the port's
+    /// address (as cloud-init would).
+    async fn boot(&self, port: &Port, bridge: &str) -> Arc<Guest> {
+        let nic = Nic {
+            port_id: &port.id,
+            mac: &port.mac_address,
+            bridge,
+        };
+        let guest = Arc::new(Guest::up(&self.prefix, &nic).await);
+        *self.guest.lock().unwrap() = Some(guest.clone());
+        let address = format!("{}/24", port.fixed_ips[0].ip_address);
+        guest_ip(&guest, &["addr", "add", &address, "dev", "eth0"]).await;
+        guest_ip(&guest, &["link", "set", "eth0", "up"]).await;
+        let eth0 = guest.link("eth0").await.unwrap();
+        assert_eq!(
+            eth0["mtu"], 1450,
+            "QEMU gives the guest the network's MTU: {eth0}"
+        );
+        guest
+    }
+
+    /// `kuryr serve --tcp` in the guest with these kuryr.conf lines, plus what it needs to
+    /// listen on its forwarded port and reach Keystone and Neutron from there; once it found
+    /// Neutron usable.
+    async fn start_guest_kuryr(&self, guest: &Guest, conf: &str) -> Plugin {
+        // The log is appended to: this start is done at one more "usable" line.
+        let usable = guest_kuryr_log(guest)
+            .await
+            .matches("Neutron is usable")
+            .count();
+        guest
+            .write_file("/etc/kuryr/kuryr.conf", &guest_conf(conf))
+            .await;
+        guest
+            .start(
+                &[
+                    "/bin/sh",
+                    "-c",
+                    "exec /usr/local/bin/kuryr --config-file /etc/kuryr/kuryr.conf serve --tcp \
+                     >>/var/log/kuryr.log 2>&1",
+                ],
+                &[
+                    "PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin",
+                    "KURYR_LOG=info",
+                ],
+            )
+            .await;
+        let started = Instant::now();
+        loop {
+            let log = guest_kuryr_log(guest).await;
+            if log.matches("Neutron is usable").count() > usable {
+                break;
+            }
+            let running = guest.exec(&["/bin/pidof", "kuryr"]).await.code == 0;
+            assert!(running, "kuryr serve exited in the guest:\n{log}");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "kuryr serve in the guest did not find Neutron usable within 60 s:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Plugin::Tcp(guest.kuryr)
     }
 
     async fn cleanup(&self) {
@@ -495,15 +535,156 @@ async fn relay_into(ns: &str, addr: SocketAddr) {
 }
 
 // ---------------------------------------------------------------------------------------
+// In the guest
+
+const GUEST_KURYR_LOG: &str = "/var/log/kuryr.log";
+
+async fn guest_kuryr_log(guest: &Guest) -> String {
+    guest.exec(&["/bin/cat", GUEST_KURYR_LOG]).await.stdout
+}
+
+/// `ip ARGS` in the guest; it must succeed.
+async fn guest_ip(guest: &Guest, args: &[&str]) -> String {
+    let mut argv = vec!["/usr/sbin/ip"];
+    argv.extend_from_slice(args);
+    guest.run(&argv).await
+}
+
+/// The guest's kuryr.conf: the test's lines, the TCP address QEMU forwards to, a control
+/// plane id (no Docker engine in the guest to take it from), and the stack's credentials
+/// with the machine's loopback seen from the guest (10.0.2.2).
+fn guest_conf(lines: &str) -> String {
+    let from_guest = |url: &str| url.replace("127.0.0.1", "10.0.2.2");
+    let env = support::env;
+    format!(
+        "{lines}\n[DEFAULT]\nkuryr_uri = http://10.0.2.15:23750\ncontrol_plane_id = nested-vm\n\
+         [neutron]\nauth_url = {}\nauth_type = password\nusername = {}\npassword = {}\n\
+         project_name = {}\nuser_domain_name = {}\nproject_domain_name = {}\n\
+         region_name = {}\nendpoint_override = {}\n",
+        from_guest(&env("OS_AUTH_URL")),
+        env("OS_USERNAME"),
+        env("OS_PASSWORD"),
+        env("OS_PROJECT_NAME"),
+        env("OS_USER_DOMAIN_NAME"),
+        env("OS_PROJECT_DOMAIN_NAME"),
+        env("OS_REGION_NAME"),
+        from_guest(support::neutron_url().as_str()),
+    )
+}
+
+/// What Docker does with the interface Join named, in the guest: into a container
+/// namespace, renamed `eth0`, with the address, up. The namespace's name.
+async fn into_guest_container(guest: &Guest, link: &str, address: &str) -> String {
+    let ns = format!("c{}", &link[3..9]);
+    guest_ip(guest, &["netns", "add", &ns]).await;
+    guest_ip(guest, &["link", "set", link, "netns", &ns]).await;
+    guest_ip(guest, &["-n", &ns, "link", "set", link, "name", "eth0"]).await;
+    guest_ip(guest, &["-n", &ns, "addr", "add", address, "dev", "eth0"]).await;
+    guest_ip(guest, &["-n", &ns, "link", "set", "eth0", "up"]).await;
+    guest_ip(guest, &["-n", &ns, "link", "set", "lo", "up"]).await;
+    ns
+}
+
+/// What Docker does when the container stops: the interface goes back to the guest's own
+/// namespace (PID 1's), with its name, and the namespace goes.
+async fn out_of_guest_container(guest: &Guest, ns: &str, link: &str) {
+    guest_ip(guest, &["-n", ns, "link", "set", "eth0", "down"]).await;
+    guest_ip(guest, &["-n", ns, "link", "set", "eth0", "name", link]).await;
+    guest_ip(guest, &["-n", ns, "link", "set", link, "netns", "1"]).await;
+    guest_ip(guest, &["netns", "del", ns]).await;
+}
+
+/// A TCP exchange from container namespace `ns` in the guest to `target` (a namespace on
+/// this machine): the listener there reads a line and answers it; both ends' views.
+async fn tcp_exchange(guest: &Guest, ns: &str, target_ns: &str, target: SocketAddr) {
+    let listener = listen_in(target_ns, target);
+    let received = tokio::task::spawn_blocking(move || answer_one(listener));
+    let hello = format!("hello from {ns}\n");
+    let out = guest
+        .exec_with_input(
+            &[
+                "/usr/sbin/ip",
+                "netns",
+                "exec",
+                ns,
+                "/bin/nc",
+                "-w",
+                "10",
+                &target.ip().to_string(),
+                &target.port().to_string(),
+            ],
+            hello.as_bytes(),
+        )
+        .await;
+    let received = received.await.unwrap();
+    assert_eq!(
+        received, hello,
+        "what the port outside the VM received over TCP"
+    );
+    assert_eq!(
+        out.stdout,
+        format!("got {hello}"),
+        "the container's TCP answer ({out:?})"
+    );
+}
+
+/// A TCP listener on `address` inside namespace `ns` (made by a thread that enters it).
+fn listen_in(ns: &str, address: SocketAddr) -> std::net::TcpListener {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let netns = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        std::net::TcpListener::bind(address).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Accept one connection within 30 s, read a line, answer "got LINE" and close; the line.
+fn answer_one(listener: std::net::TcpListener) -> String {
+    use std::io::{BufRead, Write};
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "no TCP connection within 30 s");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut line)
+        .unwrap();
+    (&stream)
+        .write_all(format!("got {line}").as_bytes())
+        .unwrap();
+    line
+}
+
+// ---------------------------------------------------------------------------------------
 // Docker's calls
 
-struct Plugin {
-    socket: PathBuf,
+/// kuryr's plugin API: on a unix socket (kuryr in a namespace), or on TCP (in the guest).
+enum Plugin {
+    Socket(PathBuf),
+    Tcp(SocketAddr),
 }
 
 impl Plugin {
     async fn call(&self, path: &str, body: Value) -> (u16, Value) {
-        call_socket(&self.socket, path, &serde_json::to_vec(&body).unwrap()).await
+        let body = serde_json::to_vec(&body).unwrap();
+        match self {
+            Plugin::Socket(socket) => call_socket(socket, path, &body).await,
+            Plugin::Tcp(address) => call_tcp(*address, path, &body).await,
+        }
     }
 
     async fn ok(&self, path: &str, body: Value) -> Value {
@@ -623,27 +804,6 @@ async fn port_of(n: &Neutron, endpoint: &str) -> Option<Port> {
     found.pop()
 }
 
-/// What Docker does with the interface Join named: into the container's namespace, renamed
-/// `eth0`, with the address, up.
-fn into_container(w: &World, vm_ns: &str, link: &str, address: &str) -> String {
-    let ns = w.name(&format!("c{}", &link[3..7]));
-    ip(&["netns", "add", &ns]);
-    w.netns.lock().unwrap().push(ns.clone());
-    ip_in(vm_ns, &["link", "set", link, "netns", &ns]);
-    ip_in(&ns, &["link", "set", link, "name", "eth0"]);
-    ip_in(&ns, &["addr", "add", address, "dev", "eth0"]);
-    ip_in(&ns, &["link", "set", "eth0", "up"]);
-    ip_in(&ns, &["link", "set", "lo", "up"]);
-    ns
-}
-
-/// What Docker does when the container stops: the interface goes back, with its name.
-fn out_of_container(container_ns: &str, vm_ns: &str, link: &str) {
-    ip_in(container_ns, &["link", "set", "eth0", "down"]);
-    ip_in(container_ns, &["link", "set", "eth0", "name", link]);
-    ip_in(container_ns, &["link", "set", link, "netns", vm_ns]);
-}
-
 /// The subports of a trunk, by VLAN id.
 async fn subports_of(n: &Neutron, trunk_id: &str) -> Vec<kuryr_openstack::neutron::Subport> {
     let mut subports = n.subports(trunk_id).await.unwrap();
@@ -661,7 +821,66 @@ fn pair_ips(port: &Port) -> Vec<&str> {
 // ---------------------------------------------------------------------------------------
 // The tests
 
+const MACVLAN_CONF: &str =
+    "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.nested\n\
+                            [binding]\nlink_iface = eth0\n";
+const IPVLAN_CONF: &str = "[DEFAULT]\ndefault_port_driver = nested\n\
+                           [binding]\nlink_iface = eth0\ndefault_driver = ipvlan\n";
+const VLAN_CONF: &str = "[DEFAULT]\ndefault_port_driver = vlan\n[binding]\nlink_iface = eth0\n";
+
+/// Wait until the VM's port is ACTIVE and the guest reaches `target` from its own address.
+async fn vm_reaches(w: &World, guest: &Guest, vm_port: &Port, target: &str) {
+    w.active(&vm_port.id).await;
+    assert!(
+        guest.pings(None, target, Duration::from_secs(60)).await,
+        "the VM cannot ping the port outside it from its own address"
+    );
+}
+
+/// Take an allowed address pair off the VM's port: the firewall then drops the container's
+/// packets (polled: the agent applies it within seconds), and keeps dropping them.
+async fn without_pair_the_container_is_cut_off(
+    w: &World,
+    guest: &Guest,
+    vm_port: &Port,
+    container: &str,
+    address: &str,
+    target: &str,
+) {
+    let vm_now = w.n.ports().get(&vm_port.id).await.unwrap();
+    let without: Vec<AddressPair> = vm_now
+        .allowed_address_pairs
+        .iter()
+        .filter(|p| p.ip_address != bare(address))
+        .cloned()
+        .collect();
+    w.n.ports()
+        .update(
+            &vm_port.id,
+            &PortSpec {
+                allowed_address_pairs: Some(without),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while guest.pings(Some(container), target, Duration::ZERO).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the container still gets out 30 s after its allowed address pair went"
+        );
+    }
+    assert!(
+        !guest
+            .pings(Some(container), target, Duration::from_secs(3))
+            .await,
+        "the container got out without its allowed address pair"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a QEMU guest (scripts/vm); scripts/test runs it"]
 async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
     with_world(1, |w| async move {
         let cidr = w.cidr(1);
@@ -672,19 +891,11 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
         let target = w
             .vm_port(&vm_net.id, &vm_subnet.id, "10.203.1.20", "-target")
             .await;
-        let vm_ns = w.plug_guest("v", &vm_port, "br-int");
-        let target_ns = w.plug_guest("t", &target, "br-int");
-        w.active(&vm_port.id).await;
+        let target_ns = w.plug_namespace("t", &target, "br-int");
         w.active(&target.id).await;
-        let plugin = Plugin {
-            socket: w
-                .start_kuryr(
-                    &vm_ns,
-                    "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.nested\n\
-                     [binding]\nlink_iface = eth0\n",
-                )
-                .await,
-        };
+        let guest = w.boot(&vm_port, "br-int").await;
+        vm_reaches(&w, &guest, &vm_port, "10.203.1.20").await;
+        let plugin = w.start_guest_kuryr(&guest, MACVLAN_CONF).await;
 
         // Without neutron.net.*, the Docker network is the VM's (macvlan shares its L2).
         let (net, pool) = plugin.create_network(&w, &cidr).await;
@@ -703,7 +914,7 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
             .await
             .remove(0);
         let name = format!("t_c{}", &port.id[..11]);
-        ip_in(&vm_ns, &["link", "add", "name", &name, "type", "bridge"]);
+        guest_ip(&guest, &["link", "add", "name", &name, "type", "bridge"]).await;
         let ep = docker_id();
         let (status, answer) = plugin.create_endpoint(&net, &ep, &address, mac).await;
         assert_eq!(status, 500, "{answer}");
@@ -721,10 +932,10 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
             "the port lost the endpoint's tags"
         );
         assert_eq!(
-            link_in(&vm_ns, &name).unwrap()["linkinfo"]["info_kind"],
+            guest.link(&name).await.unwrap()["linkinfo"]["info_kind"],
             "bridge"
         );
-        ip_in(&vm_ns, &["link", "del", &name]);
+        guest_ip(&guest, &["link", "del", &name]).await;
         plugin.release_address(&pool, &address).await;
 
         // Three containers at once: concurrent updates of the VM's pairs lose none.
@@ -762,7 +973,10 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
                 vm_now.allowed_address_pairs
             );
             let name = format!("t_c{}", &port.id[..11]);
-            let link = link_in(&vm_ns, &name).expect("the container's link in the VM");
+            let link = guest
+                .link(&name)
+                .await
+                .expect("the container's link in the VM");
             assert_eq!(link["linkinfo"]["info_kind"], "macvlan", "{link}");
             assert_eq!(link["linkinfo"]["info_data"]["mode"], "bridge", "{link}");
             assert_eq!(link["link"], "eth0", "{link}");
@@ -770,49 +984,67 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
             assert_eq!(link["mtu"], 1450, "{link}");
         }
 
-        // The first container talks to a port outside the VM, both ways.
-        let (ep, address, _) = &endpoints[0];
-        let src = plugin.join(&net, ep).await;
-        let port = port_of(&w.n, ep).await.unwrap();
-        assert_eq!(src, format!("t_c{}", &port.id[..11]));
-        let container = into_container(&w, &vm_ns, &src, address);
+        // The first two containers talk to a port outside the VM, both ways, and to each
+        // other.
+        let mut containers = Vec::new();
+        for (ep, address, _) in &endpoints[..2] {
+            let src = plugin.join(&net, ep).await;
+            let port = port_of(&w.n, ep).await.unwrap();
+            assert_eq!(src, format!("t_c{}", &port.id[..11]));
+            let container = into_guest_container(&guest, &src, address).await;
+            assert!(
+                guest
+                    .pings(Some(&container), "10.203.1.20", Duration::from_secs(30))
+                    .await,
+                "the container in the VM cannot ping the port outside it"
+            );
+            assert!(
+                pings(&target_ns, bare(address), Duration::from_secs(5)),
+                "the port outside the VM cannot ping the container"
+            );
+            containers.push((container, src));
+        }
+        let (first, _) = &containers[0];
+        let second_address = bare(&endpoints[1].1);
         assert!(
-            pings(&container, "10.203.1.20", Duration::from_secs(30)),
-            "the container in the VM cannot ping the port outside it"
+            guest
+                .pings(Some(first), second_address, Duration::from_secs(5))
+                .await
         );
+        tcp_exchange(
+            &guest,
+            first,
+            &target_ns,
+            "10.203.1.20:7001".parse().unwrap(),
+        )
+        .await;
         assert!(
-            pings(&target_ns, bare(address), Duration::from_secs(5)),
-            "the port outside the VM cannot ping the container"
+            guest
+                .pings(None, "10.203.1.20", Duration::from_secs(5))
+                .await,
+            "the VM's own address stops working next to macvlan containers"
         );
         // The pair is what lets the container out: without it, Neutron's firewall drops it.
-        let vm_now = w.n.ports().get(&vm_port.id).await.unwrap();
-        let without: Vec<AddressPair> = vm_now
-            .allowed_address_pairs
-            .iter()
-            .filter(|p| p.ip_address != bare(address))
-            .cloned()
-            .collect();
-        w.n.ports()
-            .update(
-                &vm_port.id,
-                &PortSpec {
-                    allowed_address_pairs: Some(without),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        assert!(
-            !pings(&container, "10.203.1.20", Duration::from_secs(3)),
-            "the container got out without its allowed address pair"
-        );
-        out_of_container(&container, &vm_ns, &src);
+        without_pair_the_container_is_cut_off(
+            &w,
+            &guest,
+            &vm_port,
+            first,
+            &endpoints[0].1,
+            "10.203.1.20",
+        )
+        .await;
+        for (container, src) in &containers {
+            out_of_guest_container(&guest, container, src).await;
+        }
 
         for (ep, address, _) in &endpoints {
             let port = port_of(&w.n, ep).await.unwrap();
             plugin.delete_endpoint(&net, ep).await;
-            assert!(link_in(&vm_ns, &format!("t_c{}", &port.id[..11])).is_none());
+            assert!(guest
+                .link(&format!("t_c{}", &port.id[..11]))
+                .await
+                .is_none());
             let port = w.n.ports().get(&port.id).await.unwrap();
             assert!(
                 !port.tags.iter().any(|t| t.starts_with("kuryr.net.uuid")),
@@ -834,7 +1066,7 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
         }
         plugin.delete_network(&net, &pool).await;
         // The VM's port was looked up once, however many calls needed it.
-        let log = w.kuryr_log();
+        let log = guest_kuryr_log(&guest).await;
         assert_eq!(
             log.matches("containers go through the VM's port").count(),
             1,
@@ -853,51 +1085,179 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
             .await
             .unwrap()
             .is_some());
+        assert!(
+            guest
+                .pings(None, "10.203.1.20", Duration::from_secs(5))
+                .await,
+            "the VM's own address works after its containers went"
+        );
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a QEMU guest (scripts/vm); scripts/test runs it"]
+async fn ipvlan_containers_in_a_vm_share_its_mac() {
+    with_world(5, |w| async move {
+        let cidr = w.cidr(7);
+        let (vm_net, vm_subnet) = w.network(&cidr).await;
+        let vm_port = w
+            .vm_port(&vm_net.id, &vm_subnet.id, "10.203.7.10", "-vm")
+            .await;
+        let target = w
+            .vm_port(&vm_net.id, &vm_subnet.id, "10.203.7.20", "-target")
+            .await;
+        let target_ns = w.plug_namespace("t", &target, "br-int");
+        w.active(&target.id).await;
+        let guest = w.boot(&vm_port, "br-int").await;
+        vm_reaches(&w, &guest, &vm_port, "10.203.7.20").await;
+        let plugin = w.start_guest_kuryr(&guest, IPVLAN_CONF).await;
+        let (net, pool) = plugin.create_network(&w, &cidr).await;
+
+        let mut endpoints = Vec::new();
+        for i in 1..=2 {
+            let mac = format!("02:42:0a:cb:07:0{i}");
+            let address = plugin.request_address(&pool, &mac).await;
+            let ep = docker_id();
+            let (status, answer) = plugin.create_endpoint(&net, &ep, &address, &mac).await;
+            assert_eq!(status, 200, "{answer}");
+            endpoints.push((ep, address));
+        }
+        let vm_now = w.n.ports().get(&vm_port.id).await.unwrap();
+        let mut containers = Vec::new();
+        for (ep, address) in &endpoints {
+            let port = port_of(&w.n, ep).await.expect("the endpoint's port");
+            assert_eq!(port.device_owner, "compute:kuryr");
+            // ipvlan links send with the VM's MAC: the pair says so.
+            assert!(
+                vm_now.allowed_address_pairs.contains(&AddressPair {
+                    ip_address: bare(address).into(),
+                    mac_address: Some(vm_port.mac_address.clone()),
+                }),
+                "{address} with the VM's MAC in {:?}",
+                vm_now.allowed_address_pairs
+            );
+            let name = format!("t_c{}", &port.id[..11]);
+            let link = guest.link(&name).await.expect("the ipvlan link in the VM");
+            assert_eq!(link["linkinfo"]["info_kind"], "ipvlan", "{link}");
+            assert_eq!(link["linkinfo"]["info_data"]["mode"], "l2", "{link}");
+            assert_eq!(link["link"], "eth0", "{link}");
+            assert_eq!(link["address"], vm_port.mac_address.as_str(), "{link}");
+            assert_eq!(link["mtu"], 1450, "{link}");
+
+            let src = plugin.join(&net, ep).await;
+            assert_eq!(src, name);
+            let container = into_guest_container(&guest, &src, address).await;
+            assert!(
+                guest
+                    .pings(Some(&container), "10.203.7.20", Duration::from_secs(30))
+                    .await,
+                "the ipvlan container in the VM cannot ping the port outside it"
+            );
+            assert!(
+                pings(&target_ns, bare(address), Duration::from_secs(5)),
+                "the port outside the VM cannot ping the ipvlan container"
+            );
+            containers.push((container, src));
+        }
+        let (first, _) = &containers[0];
+        assert!(
+            guest
+                .pings(Some(first), bare(&endpoints[1].1), Duration::from_secs(5))
+                .await
+        );
+        tcp_exchange(
+            &guest,
+            first,
+            &target_ns,
+            "10.203.7.20:7002".parse().unwrap(),
+        )
+        .await;
+        assert!(
+            guest
+                .pings(None, "10.203.7.20", Duration::from_secs(5))
+                .await,
+            "the VM's own address stops working next to ipvlan containers"
+        );
+        without_pair_the_container_is_cut_off(
+            &w,
+            &guest,
+            &vm_port,
+            first,
+            &endpoints[0].1,
+            "10.203.7.20",
+        )
+        .await;
+
+        for ((ep, address), (container, src)) in endpoints.iter().zip(&containers) {
+            out_of_guest_container(&guest, container, src).await;
+            let port = port_of(&w.n, ep).await.unwrap();
+            plugin.delete_endpoint(&net, ep).await;
+            assert!(guest.link(src).await.is_none());
+            plugin.release_address(&pool, address).await;
+            assert!(w.n.ports().get_opt(&port.id).await.unwrap().is_none());
+        }
+        let vm_now = w.n.ports().get(&vm_port.id).await.unwrap();
+        assert!(
+            vm_now.allowed_address_pairs.is_empty(),
+            "{:?}",
+            vm_now.allowed_address_pairs
+        );
+        plugin.delete_network(&net, &pool).await;
+        assert!(
+            guest
+                .pings(None, "10.203.7.20", Duration::from_secs(5))
+                .await,
+            "the VM's own address works after its containers went"
+        );
+    })
+    .await;
+}
+
+/// A trunk on a new port of `vm_net`, bound to this host, its trunk bridge, and the guest
+/// booted on it, as Nova does it (the trunk first: the OVS trunk driver refuses a bound
+/// parent); once the agent has wired the trunk.
+async fn vm_on_a_trunk(
+    w: &World,
+    vm_net: &Network,
+    vm_subnet: &Subnet,
+    ip: &str,
+) -> (Port, kuryr_openstack::neutron::Trunk, Arc<Guest>) {
+    let vm_port = w.vm_port(&vm_net.id, &vm_subnet.id, ip, "-vm").await;
+    w.bind(&vm_port.id, "").await;
+    let trunk =
+        w.n.trunks()
+            .create(&TrunkSpec {
+                name: Some(w.name("-trunk")),
+                port_id: Some(vm_port.id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    w.trunks.lock().unwrap().push(trunk.id.clone());
+    w.bind(&vm_port.id, &hostname()).await;
+    let bridge = w.trunk_bridge(&trunk.id);
+    let guest = w.boot(&vm_port, &bridge).await;
+    w.active(&vm_port.id).await;
+    eventually(
+        "the agent wires the trunk",
+        Duration::from_secs(60),
+        || async {
+            let t = w.n.trunks().get(&trunk.id).await.unwrap();
+            (t.status == "ACTIVE").then_some(())
+        },
+    )
+    .await;
+    (vm_port, trunk, guest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a QEMU guest (scripts/vm); scripts/test runs it"]
 async fn vlan_containers_in_a_vm_are_trunk_subports() {
     with_world(2, |w| async move {
         let (vm_net, vm_subnet) = w.network(&w.cidr(2)).await;
-        // As Nova does: the trunk first (the OVS trunk driver refuses a bound parent), then
-        // the VM boots and binds its port.
-        let vm_port = w
-            .vm_port(&vm_net.id, &vm_subnet.id, "10.203.2.10", "-vm")
-            .await;
-        w.bind(&vm_port.id, "").await;
-        let trunk =
-            w.n.trunks()
-                .create(&TrunkSpec {
-                    name: Some(w.name("-trunk")),
-                    port_id: Some(vm_port.id.clone()),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-        w.trunks.lock().unwrap().push(trunk.id.clone());
-        w.bind(&vm_port.id, &hostname()).await;
-        let bridge = w.trunk_bridge(&trunk.id);
-        let vm_ns = w.plug_guest("v", &vm_port, &bridge);
-        w.active(&vm_port.id).await;
-        eventually(
-            "the agent wires the trunk",
-            Duration::from_secs(60),
-            || async {
-                let t = w.n.trunks().get(&trunk.id).await.unwrap();
-                (t.status == "ACTIVE").then_some(())
-            },
-        )
-        .await;
-        let plugin = Plugin {
-            socket: w
-                .start_kuryr(
-                    &vm_ns,
-                    "[DEFAULT]\ndefault_port_driver = vlan\n[binding]\nlink_iface = eth0\n",
-                )
-                .await,
-        };
+        let (_vm_port, trunk, guest) = vm_on_a_trunk(&w, &vm_net, &vm_subnet, "10.203.2.10").await;
+        let mut plugin = w.start_guest_kuryr(&guest, VLAN_CONF).await;
 
         // The containers' network is not the VM's: that is what trunks are for.
         let cidr = w.cidr(3);
@@ -920,7 +1280,7 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         let target = w
             .vm_port(&network.id, &subnet.id, "10.203.3.20", "-target")
             .await;
-        let target_ns = w.plug_guest("t", &target, "br-int");
+        let target_ns = w.plug_namespace("t", &target, "br-int");
         w.active(&target.id).await;
 
         // Another subport already has VLAN 100: kuryr must leave it and its id alone.
@@ -945,41 +1305,153 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         .await
         .unwrap();
 
-        let mac = "02:42:0a:cb:03:01";
+        // A CreateEndpoint whose link cannot be made (its name is held by a bridge) says so
+        // and takes its subport off the trunk again.
+        let mac = "02:42:0a:cb:03:09";
         let address = plugin.request_address(&pool, mac).await;
-        let ep = docker_id();
-        let vlan = kernel_has_vlan(&vm_ns, "eth0");
-        let (status, answer) = plugin.create_endpoint(&net, &ep, &address, mac).await;
-        let port_id = if vlan {
-            assert_eq!(status, 200, "{answer}");
-            vlan_data_plane(
-                &w, &plugin, &net, &ep, &address, mac, &trunk.id, &vm_ns, &target_ns,
-            )
+        let held = ports_with_ip(&w.n, &network.id, bare(&address))
             .await
-        } else {
-            // This kernel cannot make the VLAN link (CONFIG_VLAN_8021Q unset, no modules):
-            // CreateEndpoint says so and undoes the subport it had added.
-            assert_eq!(status, 500, "{answer}");
-            let err = answer["Err"].as_str().unwrap();
-            assert!(err.contains("CONFIG_VLAN_8021Q"), "{err}");
-            let log = w.kuryr_log();
-            assert!(log.contains("attached subport"), "{log}");
-            assert!(log.contains("detached subport"), "{log}");
+            .remove(0);
+        let name = format!("t_c{}", &held.id[..11]);
+        guest_ip(&guest, &["link", "add", "name", &name, "type", "bridge"]).await;
+        let ep = docker_id();
+        let (status, answer) = plugin.create_endpoint(&net, &ep, &address, mac).await;
+        assert_eq!(status, 500, "{answer}");
+        let err = answer["Err"].as_str().unwrap();
+        assert!(
+            err.contains(&format!("{name} exists but is a bridge")),
+            "{err}"
+        );
+        let log = guest_kuryr_log(&guest).await;
+        assert!(log.contains("attached subport"), "{log}");
+        assert!(log.contains("detached subport"), "{log}");
+        assert!(
+            port_of(&w.n, &ep).await.is_none(),
+            "the port lost the endpoint's tags"
+        );
+        assert_eq!(
+            subports_of(&w.n, &trunk.id).await.len(),
+            1,
+            "only the neighbour"
+        );
+        guest_ip(&guest, &["link", "del", &name]).await;
+        plugin.release_address(&pool, &address).await;
+        assert!(w.n.ports().get_opt(&held.id).await.unwrap().is_none());
+
+        // Two containers, two subports with VLAN ids of their own.
+        let mut endpoints = Vec::new();
+        for i in 1..=2 {
+            let mac = format!("02:42:0a:cb:03:0{i}");
+            let address = plugin.request_address(&pool, &mac).await;
+            let ep = docker_id();
+            let (status, answer) = plugin.create_endpoint(&net, &ep, &address, &mac).await;
+            assert_eq!(status, 200, "{answer}");
+            endpoints.push((ep, address, mac));
+        }
+        let on_trunk = subports_of(&w.n, &trunk.id).await;
+        assert_eq!(on_trunk.len(), 3, "{on_trunk:?}");
+        let mut vlan_ids = Vec::new();
+        let mut containers = Vec::new();
+        for (ep, address, mac) in &endpoints {
+            let port = port_of(&w.n, ep).await.expect("the endpoint's port");
+            assert_eq!(port.device_id, "", "a subport has no device_id");
+            let mine = on_trunk
+                .iter()
+                .find(|s| s.port_id == port.id)
+                .expect("a subport");
+            assert_eq!(mine.segmentation_type, "vlan");
             assert!(
-                port_of(&w.n, &ep).await.is_none(),
-                "the port lost the endpoint's tags"
+                (1..=4094).contains(&mine.segmentation_id) && mine.segmentation_id != 100,
+                "{mine:?}"
             );
-            let ports = ports_with_ip(&w.n, &network.id, bare(&address)).await;
-            assert_eq!(ports.len(), 1);
-            assert_eq!(ports[0].device_id, "");
-            let name = format!("t_c{}", &ports[0].id[..11]);
-            assert!(link_in(&vm_ns, &name).is_none());
-            eprintln!(
-                "this kernel has no 802.1Q VLAN support: checked the subport and its rollback, \
-                 not the data plane"
+            vlan_ids.push(mine.segmentation_id);
+            let name = format!("t_c{}", &port.id[..11]);
+            let link = guest.link(&name).await.expect("the VLAN link in the VM");
+            assert_eq!(link["linkinfo"]["info_kind"], "vlan", "{link}");
+            assert_eq!(
+                link["linkinfo"]["info_data"]["id"], mine.segmentation_id,
+                "{link}"
             );
-            ports[0].id.clone()
-        };
+            assert_eq!(link["link"], "eth0", "{link}");
+            assert_eq!(link["address"], mac.as_str(), "{link}");
+            assert_eq!(link["mtu"], 1450, "{link}");
+            // Neutron's trunk plugin binds the subport to the VM's host; the agent wires it.
+            let bound = w.active(&port.id).await;
+            assert_eq!(bound.binding_host_id, hostname());
+            assert_eq!(bound.device_owner, "trunk:subport");
+
+            let src = plugin.join(&net, ep).await;
+            assert_eq!(src, name);
+            let container = into_guest_container(&guest, &src, address).await;
+            assert!(
+                guest
+                    .pings(Some(&container), "10.203.3.20", Duration::from_secs(30))
+                    .await,
+                "the container in the VM cannot ping the port outside it over its VLAN"
+            );
+            assert!(
+                pings(&target_ns, bare(address), Duration::from_secs(5)),
+                "the port outside the VM cannot ping the container on its VLAN"
+            );
+            containers.push((container, src, port.id.clone()));
+        }
+        assert_ne!(vlan_ids[0], vlan_ids[1], "two containers, two VLAN ids");
+        let first = containers[0].0.clone();
+        assert!(
+            guest
+                .pings(Some(&first), bare(&endpoints[1].1), Duration::from_secs(5))
+                .await,
+            "containers on two VLANs of one trunk reach each other through br-int"
+        );
+        tcp_exchange(
+            &guest,
+            &first,
+            &target_ns,
+            "10.203.3.20:7003".parse().unwrap(),
+        )
+        .await;
+
+        // A kuryr restart (kill -9) in the guest keeps their traffic, and the new daemon
+        // takes them down.
+        let pid = guest.run(&["/bin/pidof", "kuryr"]).await;
+        guest.run(&["/bin/kill", "-9", pid.trim()]).await;
+        eventually(
+            "kuryr gone in the guest",
+            Duration::from_secs(10),
+            || async { (guest.exec(&["/bin/pidof", "kuryr"]).await.code != 0).then_some(()) },
+        )
+        .await;
+        assert!(
+            guest
+                .pings(Some(&first), "10.203.3.20", Duration::from_secs(5))
+                .await,
+            "the container lost its traffic with kuryr gone"
+        );
+        plugin = w.start_guest_kuryr(&guest, VLAN_CONF).await;
+        assert!(
+            guest
+                .pings(
+                    Some(&containers[1].0),
+                    "10.203.3.20",
+                    Duration::from_secs(5)
+                )
+                .await,
+            "the container lost its traffic after kuryr's restart"
+        );
+
+        for ((ep, _, _), (container, src, port_id)) in endpoints.iter().zip(&containers) {
+            out_of_guest_container(&guest, container, src).await;
+            plugin.delete_endpoint(&net, ep).await;
+            assert!(guest.link(src).await.is_none(), "the VLAN link went");
+            assert!(
+                !subports_of(&w.n, &trunk.id)
+                    .await
+                    .iter()
+                    .any(|s| s.port_id == *port_id),
+                "the subport went"
+            );
+            plugin.delete_endpoint(&net, ep).await;
+        }
         // Only the neighbour is left on the trunk, with its VLAN id.
         let left = subports_of(&w.n, &trunk.id).await;
         assert_eq!(left.len(), 1, "{left:?}");
@@ -989,10 +1461,11 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         );
         // A port left on the trunk (a DeleteEndpoint that failed half-way) cannot be deleted
         // as it is: ReleaseAddress takes it off the trunk first.
+        let last_port = &containers[1].2;
         w.n.add_subports(
             &trunk.id,
             &[kuryr_openstack::neutron::Subport {
-                port_id: port_id.clone(),
+                port_id: last_port.clone(),
                 segmentation_type: "vlan".into(),
                 segmentation_id: 200,
                 mac_address: None,
@@ -1000,8 +1473,12 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         )
         .await
         .unwrap();
-        plugin.release_address(&pool, &address).await;
-        assert!(w.n.ports().get_opt(&port_id).await.unwrap().is_none());
+        for (_, address, _) in &endpoints {
+            plugin.release_address(&pool, address).await;
+        }
+        for (_, _, port_id) in &containers {
+            assert!(w.n.ports().get_opt(port_id).await.unwrap().is_none());
+        }
         let left = subports_of(&w.n, &trunk.id).await;
         assert_eq!(left.len(), 1, "{left:?}");
 
@@ -1023,61 +1500,6 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         assert!(w.n.subnetpools().get_opt(&pool).await.unwrap().is_none());
     })
     .await;
-}
-
-/// The `vlan` data plane on a kernel with 802.1Q: the subport, its VLAN link, packets to a
-/// port outside the VM, and DeleteEndpoint. Returns the endpoint's port id.
-#[allow(clippy::too_many_arguments)]
-async fn vlan_data_plane(
-    w: &World,
-    plugin: &Plugin,
-    net: &str,
-    ep: &str,
-    address: &str,
-    mac: &str,
-    trunk_id: &str,
-    vm_ns: &str,
-    target_ns: &str,
-) -> String {
-    let port = port_of(&w.n, ep).await.expect("the endpoint's port");
-    assert_eq!(port.device_id, "", "a subport has no device_id");
-    let on_trunk = subports_of(&w.n, trunk_id).await;
-    assert_eq!(on_trunk.len(), 2, "{on_trunk:?}");
-    let mine = on_trunk
-        .iter()
-        .find(|s| s.port_id == port.id)
-        .expect("a subport");
-    assert_eq!(mine.segmentation_type, "vlan");
-    assert!((1..=4094).contains(&mine.segmentation_id) && mine.segmentation_id != 100);
-    let name = format!("t_c{}", &port.id[..11]);
-    let link = link_in(vm_ns, &name).expect("the VLAN link in the VM");
-    assert_eq!(link["linkinfo"]["info_kind"], "vlan", "{link}");
-    assert_eq!(
-        link["linkinfo"]["info_data"]["id"], mine.segmentation_id,
-        "{link}"
-    );
-    assert_eq!(link["link"], "eth0", "{link}");
-    assert_eq!(link["address"], mac, "{link}");
-    assert_eq!(link["mtu"], 1450, "{link}");
-    // Neutron's trunk plugin binds the subport to the VM's host; the agent wires it.
-    let bound = w.active(&port.id).await;
-    assert_eq!(bound.binding_host_id, hostname());
-    assert_eq!(bound.device_owner, "trunk:subport");
-
-    let src = plugin.join(net, ep).await;
-    assert_eq!(src, name);
-    let container = into_container(w, vm_ns, &src, address);
-    assert!(
-        pings(&container, "10.203.3.20", Duration::from_secs(30)),
-        "the container in the VM cannot ping the port outside it over its VLAN"
-    );
-    assert!(pings(target_ns, bare(address), Duration::from_secs(5)));
-    out_of_container(&container, vm_ns, &src);
-
-    plugin.delete_endpoint(net, ep).await;
-    assert!(link_in(vm_ns, &name).is_none());
-    plugin.delete_endpoint(net, ep).await;
-    port.id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1103,14 +1525,7 @@ async fn vlan_mode_needs_the_vm_port_to_be_a_trunk_parent() {
             &vm_ns,
             &["link", "set", "eth0", "address", &vm_port.mac_address, "up"],
         );
-        let plugin = Plugin {
-            socket: w
-                .start_kuryr(
-                    &vm_ns,
-                    "[DEFAULT]\ndefault_port_driver = vlan\n[binding]\nlink_iface = eth0\n",
-                )
-                .await,
-        };
+        let plugin = Plugin::Socket(w.start_kuryr(&vm_ns, VLAN_CONF).await);
         let (net, pool) = plugin.create_network(&w, &w.cidr(5)).await;
         let network =
             w.n.networks()

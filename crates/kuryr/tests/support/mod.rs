@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod flow;
+pub mod guest;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -228,7 +229,22 @@ impl Plugin {
 /// POST raw bytes to a plugin socket, as Docker's HTTP client does; the status and the JSON
 /// answer.
 pub async fn call_socket(socket: &std::path::Path, path: &str, body: &[u8]) -> (u16, Value) {
-    let mut stream = UnixStream::connect(socket).await.expect("connect");
+    let stream = UnixStream::connect(socket).await.expect("connect");
+    call_stream(stream, path, body).await
+}
+
+/// [`call_socket`] for a plugin listening on TCP (`kuryr serve --tcp`, `kuryr_uri`).
+pub async fn call_tcp(address: std::net::SocketAddr, path: &str, body: &[u8]) -> (u16, Value) {
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the plugin at {address}: {e}"));
+    call_stream(stream, path, body).await
+}
+
+async fn call_stream<S>(mut stream: S, path: &str, body: &[u8]) -> (u16, Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: plugin\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
