@@ -9,7 +9,9 @@
 //! Docker's calls to it over TCP (`kuryr_uri`, forwarded by QEMU), then does in the guest, over
 //! the QEMU guest agent, what Docker does with the interface Join names: moves it into a
 //! container namespace, gives it the address, and sends packets to a plain Neutron port outside
-//! the VM (a namespace on this machine plugged into br-int).
+//! the VM (a namespace on this machine plugged into br-int, as a container of this host is),
+//! and for the VLAN driver also through the stack's router (`router1`, kuryr's
+//! `default_router`) to a port on another Neutron network.
 //!
 //! Those tests are `#[ignore]`d (each boots a guest, ~15 s under emulation): scripts/test runs
 //! them one at a time. The tests left on this machine's kernel need no link in a VM: a
@@ -32,8 +34,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kuryr_openstack::neutron::{
-    AddressPair, Filters, FixedIp, Network, NetworkSpec, Neutron, Port, PortSpec, Subnet,
-    SubnetSpec, TrunkSpec,
+    AddressPair, Filters, FixedIp, Network, NetworkSpec, Neutron, Port, PortSpec, RouterInterface,
+    Subnet, SubnetSpec, TrunkSpec,
 };
 use serde_json::{json, Value};
 use support::flow::ports_with_ip;
@@ -440,6 +442,17 @@ impl World {
                 .await
             {
                 for port in ports {
+                    // A router's interface goes only through the router.
+                    if port.device_owner == "network:router_interface" {
+                        let _ = self
+                            .n
+                            .remove_router_interface(
+                                &port.device_id,
+                                &RouterInterface::Port(port.id.clone()),
+                            )
+                            .await;
+                        continue;
+                    }
                     // The agent's patch ports of a trunk left behind, if any.
                     for prefix in ["tpi-", "spi-"] {
                         let patch: String =
@@ -826,7 +839,51 @@ const MACVLAN_CONF: &str =
                             [binding]\nlink_iface = eth0\n";
 const IPVLAN_CONF: &str = "[DEFAULT]\ndefault_port_driver = nested\n\
                            [binding]\nlink_iface = eth0\ndefault_driver = ipvlan\n";
-const VLAN_CONF: &str = "[DEFAULT]\ndefault_port_driver = vlan\n[binding]\nlink_iface = eth0\n";
+/// The vlan driver, its subnets on the stack's router.
+const VLAN_CONF: &str = "[DEFAULT]\ndefault_port_driver = vlan\n[binding]\nlink_iface = eth0\n\
+                         [neutron]\ndefault_router = router1\n";
+
+/// The stack's router (`scripts/stack up` makes router1).
+async fn router1(w: &World) -> kuryr_openstack::neutron::Router {
+    let mut found =
+        w.n.routers()
+            .list(&Filters::new().eq("name", "router1"))
+            .await
+            .unwrap();
+    assert_eq!(found.len(), 1, "one router1 (scripts/stack up makes it)");
+    found.remove(0)
+}
+
+/// The ids of the subnets with an interface on `router_id`.
+async fn routed_subnets(w: &World, router_id: &str) -> Vec<String> {
+    w.n.ports()
+        .list(
+            &Filters::new()
+                .eq("device_id", router_id)
+                .eq("device_owner", "network:router_interface"),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|p| p.fixed_ips.into_iter().map(|ip| ip.subnet_id))
+        .collect()
+}
+
+/// A port on another Neutron network behind the stack's router (10.203.8.0/24), in a
+/// namespace on this machine whose default route is the router. Its namespace.
+async fn behind_the_router(w: &World, router_id: &str) -> String {
+    let (far_net, far_subnet) = w.network(&w.cidr(8)).await;
+    w.n.add_router_interface(router_id, &RouterInterface::Subnet(far_subnet.id.clone()))
+        .await
+        .unwrap();
+    let far = w
+        .vm_port(&far_net.id, &far_subnet.id, "10.203.8.20", "-far")
+        .await;
+    let far_ns = w.plug_namespace("f", &far, "br-int");
+    ip_in(&far_ns, &["route", "add", "default", "via", "10.203.8.1"]);
+    w.active(&far.id).await;
+    far_ns
+}
 
 /// Wait until the VM's port is ACTIVE and the guest reaches `target` from its own address.
 async fn vm_reaches(w: &World, guest: &Guest, vm_port: &Port, target: &str) {
@@ -1411,6 +1468,29 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         )
         .await;
 
+        // kuryr put its subnet on the stack's router (default_router): through it, the
+        // container reaches a port on another Neutron network, its gateway the subnet's, as
+        // Docker sets it from the IPAM pool.
+        let router = router1(&w).await;
+        assert!(
+            routed_subnets(&w, &router.id).await.contains(&subnet.id),
+            "kuryr attached its subnet to router1"
+        );
+        let far_ns = behind_the_router(&w, &router.id).await;
+        let gateway = subnet.gateway_ip.clone().expect("the subnet's gateway");
+        guest_ip(
+            &guest,
+            &["-n", &first, "route", "add", "default", "via", &gateway],
+        )
+        .await;
+        assert!(
+            guest
+                .pings(Some(&first), "10.203.8.20", Duration::from_secs(60))
+                .await,
+            "the container in the VM cannot ping the port behind the router"
+        );
+        tcp_exchange(&guest, &first, &far_ns, "10.203.8.20:7004".parse().unwrap()).await;
+
         // A kuryr restart (kill -9) in the guest keeps their traffic, and the new daemon
         // takes them down.
         let pid = guest.run(&["/bin/pidof", "kuryr"]).await;
@@ -1498,6 +1578,10 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         plugin.delete_network(&net, &pool).await;
         assert!(w.n.networks().get_opt(&network.id).await.unwrap().is_none());
         assert!(w.n.subnetpools().get_opt(&pool).await.unwrap().is_none());
+        assert!(
+            !routed_subnets(&w, &router.id).await.contains(&subnet.id),
+            "kuryr took its subnet off router1"
+        );
     })
     .await;
 }
