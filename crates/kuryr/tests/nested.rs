@@ -13,7 +13,11 @@
 //! and for the VLAN driver also through the stack's router (`router1`, kuryr's
 //! `default_router`) to a port on another Neutron network.
 //!
-//! Those tests are `#[ignore]`d (each boots a guest, ~15 s under emulation): scripts/test runs
+//! One test runs a Docker engine in the guest too (`scripts/vm up --docker`, this machine's
+//! docker.io): Docker itself finds kuryr's socket there, and `docker network create`,
+//! `docker run`, `docker rm` and `docker network rm` make and remove the trunk subports.
+//!
+//! Those tests are `#[ignore]`d (each boots a guest, 6 to 15 s under emulation): scripts/test runs
 //! them one at a time. The tests left on this machine's kernel need no link in a VM: a
 //! network namespace stands for the VM (its eth0 carries the VM port's MAC), for what kuryr
 //! refuses before making anything.
@@ -342,15 +346,15 @@ impl World {
         socket
     }
 
-    /// Boot this test's guest with `port` as its eth0 in `bridge`, and give eth0 the port's
-    /// address (as cloud-init would).
-    async fn boot(&self, port: &Port, bridge: &str) -> Arc<Guest> {
+    /// Boot this test's guest with `port` as its eth0 in `bridge` (and a Docker engine, with
+    /// `docker`), and give eth0 the port's address (as cloud-init would).
+    async fn boot(&self, port: &Port, bridge: &str, docker: bool) -> Arc<Guest> {
         let nic = Nic {
             port_id: &port.id,
             mac: &port.mac_address,
             bridge,
         };
-        let guest = Arc::new(Guest::up(&self.prefix, &nic).await);
+        let guest = Arc::new(Guest::up(&self.prefix, &nic, docker).await);
         *self.guest.lock().unwrap() = Some(guest.clone());
         let address = format!("{}/24", port.fixed_ips[0].ip_address);
         guest_ip(&guest, &["addr", "add", &address, "dev", "eth0"]).await;
@@ -950,7 +954,7 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
             .await;
         let target_ns = w.plug_namespace("t", &target, "br-int");
         w.active(&target.id).await;
-        let guest = w.boot(&vm_port, "br-int").await;
+        let guest = w.boot(&vm_port, "br-int", false).await;
         vm_reaches(&w, &guest, &vm_port, "10.203.1.20").await;
         let plugin = w.start_guest_kuryr(&guest, MACVLAN_CONF).await;
 
@@ -1166,7 +1170,7 @@ async fn ipvlan_containers_in_a_vm_share_its_mac() {
             .await;
         let target_ns = w.plug_namespace("t", &target, "br-int");
         w.active(&target.id).await;
-        let guest = w.boot(&vm_port, "br-int").await;
+        let guest = w.boot(&vm_port, "br-int", false).await;
         vm_reaches(&w, &guest, &vm_port, "10.203.7.20").await;
         let plugin = w.start_guest_kuryr(&guest, IPVLAN_CONF).await;
         let (net, pool) = plugin.create_network(&w, &cidr).await;
@@ -1279,6 +1283,7 @@ async fn vm_on_a_trunk(
     vm_net: &Network,
     vm_subnet: &Subnet,
     ip: &str,
+    docker: bool,
 ) -> (Port, kuryr_openstack::neutron::Trunk, Arc<Guest>) {
     let vm_port = w.vm_port(&vm_net.id, &vm_subnet.id, ip, "-vm").await;
     w.bind(&vm_port.id, "").await;
@@ -1294,7 +1299,7 @@ async fn vm_on_a_trunk(
     w.trunks.lock().unwrap().push(trunk.id.clone());
     w.bind(&vm_port.id, &hostname()).await;
     let bridge = w.trunk_bridge(&trunk.id);
-    let guest = w.boot(&vm_port, &bridge).await;
+    let guest = w.boot(&vm_port, &bridge, docker).await;
     w.active(&vm_port.id).await;
     eventually(
         "the agent wires the trunk",
@@ -1313,7 +1318,8 @@ async fn vm_on_a_trunk(
 async fn vlan_containers_in_a_vm_are_trunk_subports() {
     with_world(2, |w| async move {
         let (vm_net, vm_subnet) = w.network(&w.cidr(2)).await;
-        let (_vm_port, trunk, guest) = vm_on_a_trunk(&w, &vm_net, &vm_subnet, "10.203.2.10").await;
+        let (_vm_port, trunk, guest) =
+            vm_on_a_trunk(&w, &vm_net, &vm_subnet, "10.203.2.10", false).await;
         let mut plugin = w.start_guest_kuryr(&guest, VLAN_CONF).await;
 
         // The containers' network is not the VM's: that is what trunks are for.
@@ -1582,6 +1588,183 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
             !routed_subnets(&w, &router.id).await.contains(&subnet.id),
             "kuryr took its subnet off router1"
         );
+    })
+    .await;
+}
+
+/// `docker ARGS` in the guest; it must succeed. Its stdout, trimmed.
+async fn guest_docker(guest: &Guest, args: &[&str]) -> String {
+    let mut argv = vec!["docker"];
+    argv.extend_from_slice(args);
+    guest.run(&argv).await.trim().to_owned()
+}
+
+/// Whether container `name` in the guest gets an answer to a ping of `target` within
+/// `within`.
+async fn container_pings(guest: &Guest, name: &str, target: &str, within: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        let argv = ["docker", "exec", name, "ping", "-c", "1", "-W", "1", target];
+        if guest.exec(&argv).await.code == 0 {
+            return true;
+        }
+        if started.elapsed() >= within {
+            return false;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a QEMU guest (scripts/vm); scripts/test runs it"]
+async fn docker_in_a_vm_runs_containers_on_trunk_subports() {
+    with_world(6, |w| async move {
+        let (vm_net, vm_subnet) = w.network(&w.cidr(10)).await;
+        let (_vm_port, trunk, guest) =
+            vm_on_a_trunk(&w, &vm_net, &vm_subnet, "10.203.10.10", true).await;
+        let up = guest.exec(&["docker-up"]).await;
+        assert_eq!(up.code, 0, "the guest's Docker engine: {up:?}");
+        w.start_guest_kuryr(&guest, VLAN_CONF).await;
+
+        // Docker finds kuryr's socket in the guest's /run/docker/plugins.
+        let name = w.name("-dnet");
+        let id = guest_docker(
+            &guest,
+            &[
+                "network",
+                "create",
+                "-d",
+                "kuryr",
+                "--ipam-driver",
+                "kuryr",
+                "--subnet",
+                "10.203.11.0/24",
+                "--gateway",
+                "10.203.11.1",
+                &name,
+            ],
+        )
+        .await;
+        let network =
+            w.n.networks()
+                .list(&Filters::new().tags(id_tags(&id)))
+                .await
+                .unwrap()
+                .pop()
+                .expect("the Docker network's Neutron network");
+        w.networks.lock().unwrap().push(network.id.clone());
+        let subnet =
+            w.n.subnets()
+                .list(&Filters::new().eq("network_id", network.id.as_str()))
+                .await
+                .unwrap()
+                .pop()
+                .unwrap();
+        assert_eq!(subnet.cidr, "10.203.11.0/24");
+        let target = w
+            .vm_port(&network.id, &subnet.id, "10.203.11.20", "-target")
+            .await;
+        let target_ns = w.plug_namespace("t", &target, "br-int");
+        w.active(&target.id).await;
+
+        // Two containers, each on a subport of the VM's trunk with a VLAN id of its own.
+        let containers = [w.name("-a"), w.name("-b")];
+        let mut addresses = Vec::new();
+        let mut vlan_ids = Vec::new();
+        let mut ports = Vec::new();
+        for container in &containers {
+            guest_docker(
+                &guest,
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    container,
+                    "--network",
+                    &name,
+                    "kuryr/busybox:latest",
+                    "sleep",
+                    "3600",
+                ],
+            )
+            .await;
+            let address = guest_docker(
+                &guest,
+                &[
+                    "inspect",
+                    "-f",
+                    "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                    container,
+                ],
+            )
+            .await;
+            let port = ports_with_ip(&w.n, &network.id, &address).await.remove(0);
+            assert_eq!(port.device_owner, "trunk:subport", "{port:?}");
+            let on_trunk = subports_of(&w.n, &trunk.id).await;
+            let mine = on_trunk
+                .iter()
+                .find(|s| s.port_id == port.id)
+                .unwrap_or_else(|| panic!("{container}'s port is a subport: {on_trunk:?}"));
+            assert_eq!(mine.segmentation_type, "vlan");
+            vlan_ids.push(mine.segmentation_id);
+            let bound = w.active(&port.id).await;
+            assert_eq!(bound.binding_host_id, hostname());
+            assert!(
+                container_pings(&guest, container, "10.203.11.20", Duration::from_secs(30)).await,
+                "container {container} in the VM cannot ping the port outside it"
+            );
+            assert!(
+                pings(&target_ns, &address, Duration::from_secs(5)),
+                "the port outside the VM cannot ping container {container}"
+            );
+            addresses.push(address);
+            ports.push(port.id);
+        }
+        assert_ne!(vlan_ids[0], vlan_ids[1], "two containers, two VLAN ids");
+        assert!(
+            container_pings(
+                &guest,
+                &containers[0],
+                &addresses[1],
+                Duration::from_secs(5)
+            )
+            .await,
+            "the two containers reach each other"
+        );
+        let listener = listen_in(&target_ns, "10.203.11.20:7005".parse().unwrap());
+        let received = tokio::task::spawn_blocking(move || answer_one(listener));
+        let out = guest
+            .exec_with_input(
+                &[
+                    "docker",
+                    "exec",
+                    "-i",
+                    &containers[0],
+                    "nc",
+                    "-w",
+                    "10",
+                    "10.203.11.20",
+                    "7005",
+                ],
+                b"hello from docker\n",
+            )
+            .await;
+        assert_eq!(received.await.unwrap(), "hello from docker\n");
+        assert_eq!(out.stdout, "got hello from docker\n", "{out:?}");
+
+        // docker rm takes the subports off the trunk and deletes the ports; docker network rm
+        // the network, once the port that is not kuryr's is gone.
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(containers.iter().map(String::as_str));
+        guest_docker(&guest, &rm).await;
+        assert!(subports_of(&w.n, &trunk.id).await.is_empty());
+        for port in &ports {
+            assert!(w.n.ports().get_opt(port).await.unwrap().is_none());
+        }
+        w.n.ports().delete(&target.id).await.unwrap();
+        guest_docker(&guest, &["network", "rm", &name]).await;
+        assert!(w.n.networks().get_opt(&network.id).await.unwrap().is_none());
+        let router = router1(&w).await;
+        assert!(!routed_subnets(&w, &router.id).await.contains(&subnet.id));
     })
     .await;
 }

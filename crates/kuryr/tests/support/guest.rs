@@ -49,10 +49,11 @@ async fn vm(args: &[&str]) -> std::process::Output {
 }
 
 impl Guest {
-    /// Boot guest `name` (`scripts/vm up`) with this kuryr binary, its eth0 on `nic`.
-    pub async fn up(name: &str, nic: &Nic<'_>) -> Guest {
+    /// Boot guest `name` (`scripts/vm up`) with this kuryr binary, its eth0 on `nic`, and
+    /// with `docker` this machine's Docker engine (`docker-up` starts it).
+    pub async fn up(name: &str, nic: &Nic<'_>, docker: bool) -> Guest {
         let kuryr = env!("CARGO_BIN_EXE_kuryr");
-        let up = vm(&[
+        let mut args = vec![
             "up",
             name,
             "--mac",
@@ -63,8 +64,11 @@ impl Guest {
             nic.port_id,
             "--kuryr",
             kuryr,
-        ])
-        .await;
+        ];
+        if docker {
+            args.push("--docker");
+        }
+        let up = vm(&args).await;
         assert!(
             up.status.success(),
             "scripts/vm up {name} failed (the guest needs qemu-system-x86, Debian's \
