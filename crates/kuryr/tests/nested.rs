@@ -141,7 +141,14 @@ where
     let mut log = w.daemon.lock().unwrap().take().map(Daemon::stop);
     let guest = w.guest.lock().unwrap().take();
     if let (Some(guest), Err(_)) = (&guest, &outcome) {
-        log = Some(guest_kuryr_log(guest).await);
+        // The guest may be what failed: its log is read by a task of its own, given up after
+        // 30 s, so that the cleanup below runs whatever the guest does.
+        let reader = guest.clone();
+        let read = tokio::spawn(async move { guest_kuryr_log(&reader).await });
+        log = match tokio::time::timeout(Duration::from_secs(30), read).await {
+            Ok(Ok(text)) => Some(text),
+            _ => Some("(the guest's kuryr log could not be read)".into()),
+        };
         let console = guest.console();
         let tail: Vec<&str> = console.lines().rev().take(40).collect();
         eprintln!("--- the guest's console, last lines ---");
@@ -407,7 +414,16 @@ impl World {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Plugin::Tcp(guest.kuryr)
+        // Its listener is bound after the Neutron check: ready once it answers Activate
+        // through QEMU's forwarding.
+        let plugin = Plugin::Tcp(guest.kuryr);
+        eventually(
+            "kuryr in the guest answers Plugin.Activate",
+            Duration::from_secs(30),
+            || async { plugin.try_call("/Plugin.Activate", json!({})).await },
+        )
+        .await;
+        plugin
     }
 
     async fn cleanup(&self) {
@@ -698,10 +714,31 @@ enum Plugin {
 impl Plugin {
     async fn call(&self, path: &str, body: Value) -> (u16, Value) {
         let body = serde_json::to_vec(&body).unwrap();
-        match self {
-            Plugin::Socket(socket) => call_socket(socket, path, &body).await,
-            Plugin::Tcp(address) => call_tcp(*address, path, &body).await,
-        }
+        let call = async {
+            match self {
+                Plugin::Socket(socket) => call_socket(socket, path, &body).await,
+                Plugin::Tcp(address) => call_tcp(*address, path, &body).await,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(120), call)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: kuryr did not answer within 120 s"))
+    }
+
+    /// A 200 answer to `path`, or `None` if the plugin does not answer (yet).
+    async fn try_call(&self, path: &str, body: Value) -> Option<Value> {
+        let Plugin::Tcp(address) = self else {
+            return Some(self.ok(path, body).await);
+        };
+        let body = serde_json::to_vec(&body).unwrap();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            support::try_call_tcp(*address, path, &body),
+        )
+        .await
+        .ok()
+        .flatten()?;
+        (answer.0 == 200).then_some(answer.1)
     }
 
     async fn ok(&self, path: &str, body: Value) -> Value {
@@ -1060,7 +1097,7 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
                 "the container in the VM cannot ping the port outside it"
             );
             assert!(
-                pings(&target_ns, bare(address), Duration::from_secs(5)),
+                pings(&target_ns, bare(address), Duration::from_secs(30)),
                 "the port outside the VM cannot ping the container"
             );
             containers.push((container, src));
@@ -1069,7 +1106,7 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
         let second_address = bare(&endpoints[1].1);
         assert!(
             guest
-                .pings(Some(first), second_address, Duration::from_secs(5))
+                .pings(Some(first), second_address, Duration::from_secs(30))
                 .await
         );
         tcp_exchange(
@@ -1081,7 +1118,7 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
         .await;
         assert!(
             guest
-                .pings(None, "10.203.1.20", Duration::from_secs(5))
+                .pings(None, "10.203.1.20", Duration::from_secs(30))
                 .await,
             "the VM's own address stops working next to macvlan containers"
         );
@@ -1148,7 +1185,7 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
             .is_some());
         assert!(
             guest
-                .pings(None, "10.203.1.20", Duration::from_secs(5))
+                .pings(None, "10.203.1.20", Duration::from_secs(30))
                 .await,
             "the VM's own address works after its containers went"
         );
@@ -1216,7 +1253,7 @@ async fn ipvlan_containers_in_a_vm_share_its_mac() {
                 "the ipvlan container in the VM cannot ping the port outside it"
             );
             assert!(
-                pings(&target_ns, bare(address), Duration::from_secs(5)),
+                pings(&target_ns, bare(address), Duration::from_secs(30)),
                 "the port outside the VM cannot ping the ipvlan container"
             );
             containers.push((container, src));
@@ -1224,7 +1261,7 @@ async fn ipvlan_containers_in_a_vm_share_its_mac() {
         let (first, _) = &containers[0];
         assert!(
             guest
-                .pings(Some(first), bare(&endpoints[1].1), Duration::from_secs(5))
+                .pings(Some(first), bare(&endpoints[1].1), Duration::from_secs(30))
                 .await
         );
         tcp_exchange(
@@ -1236,7 +1273,7 @@ async fn ipvlan_containers_in_a_vm_share_its_mac() {
         .await;
         assert!(
             guest
-                .pings(None, "10.203.7.20", Duration::from_secs(5))
+                .pings(None, "10.203.7.20", Duration::from_secs(30))
                 .await,
             "the VM's own address stops working next to ipvlan containers"
         );
@@ -1267,7 +1304,7 @@ async fn ipvlan_containers_in_a_vm_share_its_mac() {
         plugin.delete_network(&net, &pool).await;
         assert!(
             guest
-                .pings(None, "10.203.7.20", Duration::from_secs(5))
+                .pings(None, "10.203.7.20", Duration::from_secs(30))
                 .await,
             "the VM's own address works after its containers went"
         );
@@ -1453,7 +1490,7 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
                 "the container in the VM cannot ping the port outside it over its VLAN"
             );
             assert!(
-                pings(&target_ns, bare(address), Duration::from_secs(5)),
+                pings(&target_ns, bare(address), Duration::from_secs(30)),
                 "the port outside the VM cannot ping the container on its VLAN"
             );
             containers.push((container, src, port.id.clone()));
@@ -1462,7 +1499,7 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         let first = containers[0].0.clone();
         assert!(
             guest
-                .pings(Some(&first), bare(&endpoints[1].1), Duration::from_secs(5))
+                .pings(Some(&first), bare(&endpoints[1].1), Duration::from_secs(30))
                 .await,
             "containers on two VLANs of one trunk reach each other through br-int"
         );
@@ -1509,7 +1546,7 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
         .await;
         assert!(
             guest
-                .pings(Some(&first), "10.203.3.20", Duration::from_secs(5))
+                .pings(Some(&first), "10.203.3.20", Duration::from_secs(30))
                 .await,
             "the container lost its traffic with kuryr gone"
         );
@@ -1519,7 +1556,7 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
                 .pings(
                     Some(&containers[1].0),
                     "10.203.3.20",
-                    Duration::from_secs(5)
+                    Duration::from_secs(30)
                 )
                 .await,
             "the container lost its traffic after kuryr's restart"
@@ -1611,6 +1648,7 @@ async fn container_pings(guest: &Guest, name: &str, target: &str, within: Durati
         if started.elapsed() >= within {
             return false;
         }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -1660,6 +1698,11 @@ async fn docker_in_a_vm_runs_containers_on_trunk_subports() {
                 .pop()
                 .unwrap();
         assert_eq!(subnet.cidr, "10.203.11.0/24");
+        let pool = subnet
+            .subnetpool_id
+            .clone()
+            .expect("kuryr's IPAM takes the subnet from a subnetpool");
+        w.pools.lock().unwrap().push(pool.clone());
         let target = w
             .vm_port(&network.id, &subnet.id, "10.203.11.20", "-target")
             .await;
@@ -1713,7 +1756,7 @@ async fn docker_in_a_vm_runs_containers_on_trunk_subports() {
                 "container {container} in the VM cannot ping the port outside it"
             );
             assert!(
-                pings(&target_ns, &address, Duration::from_secs(5)),
+                pings(&target_ns, &address, Duration::from_secs(30)),
                 "the port outside the VM cannot ping container {container}"
             );
             addresses.push(address);
@@ -1725,7 +1768,7 @@ async fn docker_in_a_vm_runs_containers_on_trunk_subports() {
                 &guest,
                 &containers[0],
                 &addresses[1],
-                Duration::from_secs(5)
+                Duration::from_secs(30)
             )
             .await,
             "the two containers reach each other"
@@ -1763,6 +1806,7 @@ async fn docker_in_a_vm_runs_containers_on_trunk_subports() {
         w.n.ports().delete(&target.id).await.unwrap();
         guest_docker(&guest, &["network", "rm", &name]).await;
         assert!(w.n.networks().get_opt(&network.id).await.unwrap().is_none());
+        assert!(w.n.subnetpools().get_opt(&pool).await.unwrap().is_none());
         let router = router1(&w).await;
         assert!(!routed_subnets(&w, &router.id).await.contains(&subnet.id));
     })

@@ -167,14 +167,17 @@ impl Guest {
             .await;
     }
 
-    /// Write `content` to `path` in the guest, readable by root only.
+    /// Write `content` to `path` in the guest, readable by root only (from its first byte:
+    /// the file is made 0600 before `dd` writes into it).
     pub async fn write_file(&self, path: &str, content: &str) {
+        self.run(&["/bin/rm", "-f", path]).await;
+        self.run(&["/bin/touch", path]).await;
+        self.run(&["/bin/chmod", "0600", path]).await;
         let of = format!("of={path}");
         let out = self
             .exec_with_input(&["/bin/dd", &of], content.as_bytes())
             .await;
         assert_eq!(out.code, 0, "writing {path} in the guest: {}", out.stderr);
-        self.run(&["/bin/chmod", "0600", path]).await;
     }
 
     /// Whether a ping from namespace `ns` (or the guest itself, for `None`) gets an answer
@@ -193,6 +196,8 @@ impl Guest {
             if started.elapsed() >= within {
                 return false;
             }
+            // The guest has one emulated CPU: leave it to the packets between tries.
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 
@@ -254,7 +259,8 @@ impl Agent {
         let answer = self.answer().await;
         match answer.get("return") {
             Some(value) => value.clone(),
-            None => panic!("guest agent: {command} {arguments}: {answer}"),
+            // Not the arguments: input-data may be a kuryr.conf with its password.
+            None => panic!("guest agent: {command} {}: {answer}", arguments["path"]),
         }
     }
 }

@@ -241,6 +241,29 @@ pub async fn call_tcp(address: std::net::SocketAddr, path: &str, body: &[u8]) ->
     call_stream(stream, path, body).await
 }
 
+/// [`call_tcp`] that says `None` instead of failing when nothing answers: for waiting
+/// until a plugin behind a forwarded port listens.
+pub async fn try_call_tcp(
+    address: std::net::SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> Option<(u16, Value)> {
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.ok()?;
+    stream.write_all(body).await.ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let value = serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?;
+    Some((status, value))
+}
+
 async fn call_stream<S>(mut stream: S, path: &str, body: &[u8]) -> (u16, Value)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
