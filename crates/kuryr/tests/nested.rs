@@ -15,7 +15,9 @@
 //!
 //! One test runs a Docker engine in the guest too (`scripts/vm up --docker`, this machine's
 //! docker.io): Docker itself finds kuryr's socket there, and `docker network create`,
-//! `docker run`, `docker rm` and `docker network rm` make and remove the trunk subports.
+//! `docker run`, `docker rm` and `docker network rm` make and remove the trunk subports;
+//! its containers talk to a container of this machine's Docker engine, whose own kuryr (the
+//! docker_harness daemon, another control plane) attaches the same Neutron network.
 //!
 //! Those tests are `#[ignore]`d (each boots a guest, 6 to 15 s under emulation): scripts/test runs
 //! them one at a time. The tests left on this machine's kernel need no link in a VM: a
@@ -28,6 +30,7 @@
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod docker_harness;
 mod support;
 
 use std::future::Future;
@@ -115,6 +118,8 @@ struct World {
     daemon: Mutex<Option<Daemon>>,
     /// The guest `boot` started (its name is the prefix).
     guest: Mutex<Option<Arc<Guest>>>,
+    /// A kuryr of this machine's Docker engine, for a container outside the VM.
+    host_docker: Mutex<Option<Arc<docker_harness::Kuryr>>>,
 }
 
 /// Run a test body in its own world; what it made is removed afterwards, also when it
@@ -136,6 +141,7 @@ where
         pools: Mutex::default(),
         daemon: Mutex::default(),
         guest: Mutex::default(),
+        host_docker: Mutex::default(),
     });
     let outcome = tokio::spawn(body(w.clone())).await;
     let mut log = w.daemon.lock().unwrap().take().map(Daemon::stop);
@@ -157,6 +163,16 @@ where
         }
     }
     Guest::down(&w.prefix).await;
+    let host_docker = w.host_docker.lock().unwrap().take();
+    if let Some(host) = host_docker {
+        if outcome.is_err() {
+            eprintln!(
+                "--- this machine's kuryr serve log ---\n{}",
+                host.log_text()
+            );
+        }
+        host.cleanup().await;
+    }
     w.cleanup().await;
     if let Err(e) = outcome {
         if let Some(log) = log {
@@ -1793,6 +1809,87 @@ async fn docker_in_a_vm_runs_containers_on_trunk_subports() {
             .await;
         assert_eq!(received.await.unwrap(), "hello from docker\n");
         assert_eq!(out.stdout, "got hello from docker\n", "{out:?}");
+
+        // A container of this machine's Docker engine, through its own kuryr (another control
+        // plane, a veth on br-int), on the same Neutron network and subnet.
+        docker_harness::check_docker();
+        let host = Arc::new(docker_harness::Kuryr::without_daemon("vmhost").await);
+        *w.host_docker.lock().unwrap() = Some(host.clone());
+        let host_conf =
+            docker_harness::stack_config_with(&host.plugin, "[vif_pool]\nenabled = false");
+        let host_socket = PathBuf::from(format!("/run/docker/plugins/{}.sock", host.plugin));
+        host.serve_with(&host_conf, &host_socket, false).await;
+        let host_net = host.name("net");
+        let net_opt = format!("neutron.net.uuid={}", network.id);
+        let sub_opt = format!("neutron.subnet.uuid={}", subnet.id);
+        host.create_network(
+            &host_net,
+            &[
+                "--subnet",
+                "10.203.11.0/24",
+                "-o",
+                &net_opt,
+                "-o",
+                &sub_opt,
+                "--ipam-opt",
+                &sub_opt,
+            ],
+        )
+        .await;
+        let host_container = host.name("c");
+        host.run(&host_container, &["--net", &host_net]).await;
+        let host_ip = host.attachment(&host_container, &host_net).await.ip;
+        let host_port = ports_with_ip(&w.n, &network.id, &host_ip).await.remove(0);
+        let host_port = w.active(&host_port.id).await;
+        assert_eq!(host_port.binding_host_id, hostname());
+        assert!(
+            container_pings(&guest, &containers[0], &host_ip, Duration::from_secs(60)).await,
+            "the container in the VM cannot ping the container of this machine's Docker"
+        );
+        assert!(
+            host.pings(&host_container, &addresses[0], Duration::from_secs(30))
+                .await,
+            "the container of this machine's Docker cannot ping the container in the VM"
+        );
+        host.docker_ok(&[
+            "exec",
+            "-d",
+            &host_container,
+            "sh",
+            "-c",
+            "echo pong | nc -l -p 7006 > /tmp/got",
+        ])
+        .await;
+        eventually(
+            "TCP from the VM's container to this machine's",
+            Duration::from_secs(30),
+            || async {
+                let out = guest
+                    .exec_with_input(
+                        &[
+                            "docker",
+                            "exec",
+                            "-i",
+                            &containers[0],
+                            "nc",
+                            "-w",
+                            "3",
+                            &host_ip,
+                            "7006",
+                        ],
+                        b"ping\n",
+                    )
+                    .await;
+                (out.stdout == "pong\n").then_some(())
+            },
+        )
+        .await;
+        let got = host
+            .docker_ok(&["exec", &host_container, "cat", "/tmp/got"])
+            .await;
+        assert_eq!(got.trim(), "ping", "what this machine's container received");
+        host.remove_container(&host_container).await;
+        host.remove_network(&host_net).await;
 
         // docker rm takes the subports off the trunk and deletes the ports; docker network rm
         // the network, once the port that is not kuryr's is gone.
