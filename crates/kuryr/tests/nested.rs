@@ -942,6 +942,29 @@ async fn behind_the_router(w: &World, router_id: &str) -> String {
     far_ns
 }
 
+/// Container namespace `container` in the guest pings `target` (a port outside the VM, in
+/// namespace `target_ns` on this machine) and is pinged back at `address`, each within
+/// 30 s; `kind` names the link in the failure.
+async fn pings_both_ways(
+    guest: &Guest,
+    container: &str,
+    target: &str,
+    target_ns: &str,
+    address: &str,
+    kind: &str,
+) {
+    assert!(
+        guest
+            .pings(Some(container), target, Duration::from_secs(30))
+            .await,
+        "the {kind} container in the VM cannot ping the port outside it"
+    );
+    assert!(
+        pings(target_ns, address, Duration::from_secs(30)),
+        "the port outside the VM cannot ping the {kind} container"
+    );
+}
+
 /// Wait until the VM's port is ACTIVE and the guest reaches `target` from its own address.
 async fn vm_reaches(w: &World, guest: &Guest, vm_port: &Port, target: &str) {
     w.active(&vm_port.id).await;
@@ -1106,16 +1129,15 @@ async fn macvlan_containers_in_a_vm_use_allowed_address_pairs() {
             let port = port_of(&w.n, ep).await.unwrap();
             assert_eq!(src, format!("t_c{}", &port.id[..11]));
             let container = into_guest_container(&guest, &src, address).await;
-            assert!(
-                guest
-                    .pings(Some(&container), "10.203.1.20", Duration::from_secs(30))
-                    .await,
-                "the container in the VM cannot ping the port outside it"
-            );
-            assert!(
-                pings(&target_ns, bare(address), Duration::from_secs(30)),
-                "the port outside the VM cannot ping the container"
-            );
+            pings_both_ways(
+                &guest,
+                &container,
+                "10.203.1.20",
+                &target_ns,
+                bare(address),
+                "macvlan",
+            )
+            .await;
             containers.push((container, src));
         }
         let (first, _) = &containers[0];
@@ -1262,16 +1284,15 @@ async fn ipvlan_containers_in_a_vm_share_its_mac() {
             let src = plugin.join(&net, ep).await;
             assert_eq!(src, name);
             let container = into_guest_container(&guest, &src, address).await;
-            assert!(
-                guest
-                    .pings(Some(&container), "10.203.7.20", Duration::from_secs(30))
-                    .await,
-                "the ipvlan container in the VM cannot ping the port outside it"
-            );
-            assert!(
-                pings(&target_ns, bare(address), Duration::from_secs(30)),
-                "the port outside the VM cannot ping the ipvlan container"
-            );
+            pings_both_ways(
+                &guest,
+                &container,
+                "10.203.7.20",
+                &target_ns,
+                bare(address),
+                "ipvlan",
+            )
+            .await;
             containers.push((container, src));
         }
         let (first, _) = &containers[0];
@@ -1499,16 +1520,15 @@ async fn vlan_containers_in_a_vm_are_trunk_subports() {
             let src = plugin.join(&net, ep).await;
             assert_eq!(src, name);
             let container = into_guest_container(&guest, &src, address).await;
-            assert!(
-                guest
-                    .pings(Some(&container), "10.203.3.20", Duration::from_secs(30))
-                    .await,
-                "the container in the VM cannot ping the port outside it over its VLAN"
-            );
-            assert!(
-                pings(&target_ns, bare(address), Duration::from_secs(30)),
-                "the port outside the VM cannot ping the container on its VLAN"
-            );
+            pings_both_ways(
+                &guest,
+                &container,
+                "10.203.3.20",
+                &target_ns,
+                bare(address),
+                "VLAN",
+            )
+            .await;
             containers.push((container, src, port.id.clone()));
         }
         assert_ne!(vlan_ids[0], vlan_ids[1], "two containers, two VLAN ids");

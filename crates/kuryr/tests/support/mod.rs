@@ -248,37 +248,20 @@ pub async fn try_call_tcp(
     path: &str,
     body: &[u8],
 ) -> Option<(u16, Value)> {
-    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.ok()?;
-    stream.write_all(body).await.ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.ok()?;
-    let text = String::from_utf8_lossy(&raw);
+    let stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let text = exchange(stream, path, body).await.ok()?;
     let status = text.split(' ').nth(1)?.parse().ok()?;
     let value = serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?;
     Some((status, value))
 }
 
-async fn call_stream<S>(mut stream: S, path: &str, body: &[u8]) -> (u16, Value)
+async fn call_stream<S>(stream: S, path: &str, body: &[u8]) -> (u16, Value)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: plugin\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (and close) before reading all of an oversized body.
-    let _ = stream.write_all(body).await;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw);
+    let text = exchange(stream, path, body)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
     let status: u16 = text
         .split(' ')
         .nth(1)
@@ -288,6 +271,24 @@ where
     let value = serde_json::from_str(body)
         .unwrap_or_else(|e| panic!("{path}: the answer is not JSON ({e}): {body}"));
     (status, value)
+}
+
+/// POST `body` to `path` as Docker's HTTP client does, over one connection; the raw answer.
+async fn exchange<S>(mut stream: S, path: &str, body: &[u8]) -> std::io::Result<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: plugin\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    // The server may answer (and close) before reading all of an oversized body.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    Ok(String::from_utf8_lossy(&raw).into_owned())
 }
 
 impl Drop for Plugin {
